@@ -1,0 +1,1 @@
+"""AMI jobs: an async ML job system."""

@@ -1,0 +1,3 @@
+from ami.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""The `ami` command: the project's own subcommands, and Django's management commands.
+
+`ami services up`, `ami demo`, ... are the project's; anything else (`ami migrate`,
+`ami shell`, `ami backfill_job_logs`) goes to Django's `manage.py`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+# subcommand -> "module:function"; each function takes the remaining argv, returns exit code
+COMMANDS = {
+    "services": "ami.services.cli:main",
+    "demo": "ami.demo:main",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        module_name, func_name = COMMANDS[argv[0]].split(":")
+        return getattr(importlib.import_module(module_name), func_name)(argv[1:]) or 0
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        _print_help()
+        if not argv:
+            return 0
+    return run_django(argv)
+
+
+def run_django(argv: list[str]) -> int:
+    """Run a Django management command (`ami migrate` is `manage.py migrate`)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ami.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["ami", *argv])
+    return 0
+
+
+def _print_help() -> None:
+    print("usage: ami COMMAND [ARGS]\n\nproject commands:")
+    for name in COMMANDS:
+        print(f"  {name}")
+    print("\nany other COMMAND is a Django management command (ami help --commands).\n")

@@ -1,0 +1,94 @@
+"""A job: one pipeline run over a project's images, its stages and per-image tasks.
+
+Counters and status change only through `ami.jobs.locking` (guarded, single-statement
+updates); `save()` has no side effects.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from ami.jobs.states import FINAL_STATES, JobStatus, StageKey, StageStatus, TaskState
+
+
+def empty_legacy_logs() -> dict:
+    return {"stdout": [], "stderr": []}
+
+
+class Job(models.Model):
+    project = models.ForeignKey("main.Project", on_delete=models.CASCADE, related_name="jobs")
+    pipeline = models.ForeignKey(
+        "ml.Pipeline", on_delete=models.PROTECT, null=True, blank=True, related_name="jobs"
+    )
+    name = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=20, choices=JobStatus.choices, default=JobStatus.CREATED, db_index=True
+    )
+    params = models.JSONField(
+        default=dict, blank=True, help_text="Job parameters, e.g. {'limit': 100}"
+    )
+    failure_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The upstream JSON log column, kept for the rollout: {"stdout": [...], "stderr": [...]},
+    # newest first. New code writes JobLog rows; see docs/logging.md.
+    legacy_logs = models.JSONField(db_column="logs", default=empty_legacy_logs, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Job #{self.pk} {self.name} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATES
+
+
+class JobStage(models.Model):
+    """One stage of a job with exact counters; progress is derived in the same statement."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="stages")
+    key = models.CharField(max_length=20, choices=StageKey.choices)
+    status = models.CharField(
+        max_length=20, choices=StageStatus.choices, default=StageStatus.PENDING
+    )
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    detections = models.PositiveIntegerField(default=0)
+    classifications = models.PositiveIntegerField(default=0)
+    progress = models.FloatField(default=0.0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "key"], name="unique_stage_per_job"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.status} {self.progress:.0%}"
+
+
+class ImageTask(models.Model):
+    """The state of one image within a job: moves out of PENDING exactly once."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="image_tasks")
+    source_image = models.ForeignKey("main.SourceImage", on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=10, choices=TaskState.choices, default=TaskState.PENDING)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "source_image"], name="unique_task_per_job_image"
+            ),
+        ]
+        indexes = [models.Index(fields=["job", "state"])]
+
+    def __str__(self) -> str:
+        return f"image {self.source_image_id} of job {self.job_id}: {self.state}"

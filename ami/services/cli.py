@@ -1,0 +1,56 @@
+"""`ami services up|down|status|env`."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from rich.console import Console
+from rich.table import Table
+
+from ami import services
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ami services", description="Embedded PostgreSQL, NATS and Redis."
+    )
+    parser.add_argument("action", choices=["up", "down", "status", "env"])
+    args = parser.parse_args(argv)
+    return {"up": _up, "down": _down, "status": _status, "env": _env}[args.action]()
+
+
+def _up() -> int:
+    try:
+        services.up()
+    except services.ServiceError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        return 1
+    return _status()
+
+
+def _down() -> int:
+    stopped = services.down()
+    print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+    return 0
+
+
+def _status() -> int:
+    table = Table("server", "where", "url", "pid", "healthy")
+    report = services.status()
+    for item in report:
+        table.add_row(
+            item.name,
+            "external" if item.external else "embedded",
+            item.url or "-",
+            str(item.pid or "-"),
+            "[green]yes[/green]" if item.healthy else "[red]no[/red]",
+        )
+    Console().print(table)
+    return 0 if all(item.healthy for item in report) else 1
+
+
+def _env() -> int:
+    for name, url in services.urls().items():
+        print(f"export {name}={shlex.quote(url)}")
+    return 0

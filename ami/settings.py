@@ -1,0 +1,137 @@
+"""Django settings, configured from the environment.
+
+URLs come from `DATABASE_URL`, `NATS_URL` and `REDIS_URL`, or from the embedded servers
+that `ami services up` started (see `ami.services`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from ami.services import urls as service_urls
+
+BASE_DIR = Path(__file__).resolve().parent
+_urls = service_urls()
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
+DEBUG = _env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "ami.main",
+    "ami.ml",
+    "ami.jobs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "ami.urls"
+ASGI_APPLICATION = "ami.asgi.application"
+WSGI_APPLICATION = "ami.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# -- Databases --------------------------------------------------------------------------------
+# `default` serves the application. `logs` is the same database on its own autocommit
+# connection, so a job log line is never part of (nor lost with) the caller's transaction.
+# Its lock_timeout bounds any wait on a job row: a deferred FK check is not bounded by
+# statement_timeout.
+DATABASE_URL = _urls.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ami")
+LOG_DB_LOCK_TIMEOUT_MS = int(os.environ.get("AMI_LOG_DB_LOCK_TIMEOUT_MS", "2000"))
+
+_default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+_log_db = {
+    **_default_db,
+    "AUTOCOMMIT": True,
+    "OPTIONS": {
+        **_default_db.get("OPTIONS", {}),
+        "options": f"-c lock_timeout={LOG_DB_LOCK_TIMEOUT_MS}",
+        "application_name": "ami-joblog",
+    },
+    "TEST": {"MIRROR": "default"},
+}
+DATABASES = {"default": _default_db, "logs": _log_db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# -- Messaging --------------------------------------------------------------------------------
+NATS_URL = _urls.get("NATS_URL", "nats://127.0.0.1:4222")
+REDIS_URL = _urls.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = "jobs"
+CELERY_TASK_ROUTES = {"ami.jobs.tasks.process_nats_pipeline_result": {"queue": "ml_results"}}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A result task is acknowledged to Redis only after it ran, and re-queued if its worker
+# process dies, so a killed worker never loses a result (saving is idempotent).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("AMI_TASK_SOFT_TIME_LIMIT", "300"))  # seconds
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60  # seconds
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# -- Job log ----------------------------------------------------------------------------------
+JOB_LOG_BACKEND = os.environ.get("JOB_LOG_BACKEND", "sync")
+JOB_LOG_DUAL_WRITE = _env_bool("JOB_LOG_DUAL_WRITE", False)
+
+# -- API ----------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR.parent / ".run" / "static"
+MEDIA_ROOT = Path(os.environ.get("AMI_MEDIA_ROOT", BASE_DIR.parent / ".run" / "media"))
+MEDIA_URL = "media/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("AMI_LOG_LEVEL", "INFO")},
+}
