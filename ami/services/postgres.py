@@ -1,8 +1,8 @@
 """Embedded PostgreSQL from the `pgserver` wheel's bundled binaries.
 
 PostgreSQL refuses to run as root, so under root the server runs as a system user
-(`ami-postgres`) and its data directory lives under /var/tmp, which that user can reach
-whatever the permissions of the project folder.
+(`ami-postgres`), from a copy of the binaries and a data directory under /var/tmp, which
+that user can reach whatever the permissions of the project folder and the virtualenv.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from ami.services.paths import run_dir
 SERVICE_USER = "ami-postgres"
 DATABASE = "ami"
 MAX_CONNECTIONS = 300
+ROOT_HOME_PARENT = Path("/var/tmp/ami-jobs-postgres")
 
 
-def _bin_dir() -> Path:
+def _wheel_install_dir() -> Path:
     # Locate the wheel's binaries without importing pgserver (its import has side effects).
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise ServiceError("pgserver is not installed: pip install pgserver")
-    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+    return Path(spec.submodule_search_locations[0]) / "pginstall"
 
 
 def _ensure_service_user() -> pwd.struct_passwd:
@@ -61,14 +62,36 @@ class PostgresServer(EmbeddedServer):
         return os.geteuid() == 0
 
     @property
-    def data_dir(self) -> Path:
-        if not self.as_root:
-            return self.home / "data"
+    def root_home(self) -> Path:
+        """Under root: this project's folder that the service user can reach."""
         digest = hashlib.sha256(str(run_dir()).encode()).hexdigest()[:12]
-        return Path("/var/tmp/ami-jobs-postgres") / digest / "data"
+        return ROOT_HOME_PARENT / digest
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root_home / "data" if self.as_root else self.home / "data"
+
+    @property
+    def bin_dir(self) -> Path:
+        if not self.as_root:
+            return _wheel_install_dir() / "bin"
+        return self.root_home / "pginstall" / "bin"
 
     def binary(self) -> Path:
-        return _bin_dir() / "postgres"
+        if self.as_root:
+            self._copy_binaries()
+        return self.bin_dir / "postgres"
+
+    def _copy_binaries(self) -> None:
+        target = self.root_home / "pginstall"
+        if (target / "bin" / "postgres").exists():
+            return
+        source = _wheel_install_dir()
+        if not (source / "bin" / "postgres").exists():
+            return  # start() reports the missing binary
+        self.root_home.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root_home, 0o755)
+        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
 
     def popen_kwargs(self) -> dict:
         if not self.as_root:
@@ -87,7 +110,7 @@ class PostgresServer(EmbeddedServer):
             os.chown(self.data_dir, user.pw_uid, user.pw_gid)
         result = subprocess.run(
             [
-                str(_bin_dir() / "initdb"),
+                str(self.bin_dir / "initdb"),
                 "-D",
                 str(self.data_dir),
                 "-U",
