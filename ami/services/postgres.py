@@ -75,7 +75,7 @@ class PostgresServer(EmbeddedServer):
     def bin_dir(self) -> Path:
         if not self.as_root:
             return _wheel_install_dir() / "bin"
-        return self.root_home / "pginstall" / "bin"
+        return self.root_home / "site" / "pgserver" / "pginstall" / "bin"
 
     def binary(self) -> Path:
         if self.as_root:
@@ -83,15 +83,19 @@ class PostgresServer(EmbeddedServer):
         return self.bin_dir / "postgres"
 
     def _copy_binaries(self) -> None:
-        target = self.root_home / "pginstall"
-        if (target / "bin" / "postgres").exists():
+        """Copy the wheel's binaries and the libraries they load (RPATH ../../../pgserver.libs)."""
+        if (self.bin_dir / "postgres").exists():
             return
         source = _wheel_install_dir()
         if not (source / "bin" / "postgres").exists():
             return  # start() reports the missing binary
-        self.root_home.mkdir(parents=True, exist_ok=True)
+        site = self.root_home / "site"
+        site.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root_home, 0o755)
-        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(source, site / "pgserver" / "pginstall", symlinks=True, dirs_exist_ok=True)
+        libs = source.parent.parent / "pgserver.libs"
+        if libs.exists():
+            shutil.copytree(libs, site / "pgserver.libs", symlinks=True, dirs_exist_ok=True)
 
     def popen_kwargs(self) -> dict:
         if not self.as_root:
