@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from ami.jobs.logging import JobLoggerAdapter, job_logger
 from ami.jobs.states import FINAL_STATES, JobStatus, StageKey, StageStatus, TaskState
 
 
@@ -41,6 +42,11 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"Job #{self.pk} {self.name} ({self.status})"
+
+    @property
+    def logger(self) -> JobLoggerAdapter:
+        """This job's log: `job.logger.info("...", extra={"image_id": 3})`."""
+        return job_logger(self.pk)
 
     @property
     def is_final(self) -> bool:
