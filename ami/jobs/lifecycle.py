@@ -1,0 +1,48 @@
+"""What a user does to a job: create, start, cancel, retry.
+
+The API and the CLI call these; the work itself runs in Celery tasks (`ami.jobs.tasks`).
+"""
+
+from __future__ import annotations
+
+from celery import current_app
+from django.db import transaction
+
+from ami.jobs.locking import transition
+from ami.jobs.models import Job, JobStage
+from ami.jobs.states import JobStatus, StageKey
+from ami.main.models import Project
+from ami.ml.models import Pipeline
+
+RUN_JOB_TASK = "ami.jobs.tasks.run_job"
+
+
+def create_job(
+    project: Project, pipeline: Pipeline | None, name: str, params: dict | None = None
+) -> Job:
+    """Create a job with its three stages, not started."""
+    with transaction.atomic():
+        job = Job.objects.create(project=project, pipeline=pipeline, name=name, params=params or {})
+        JobStage.objects.bulk_create(JobStage(job=job, key=key) for key in StageKey)
+    return job
+
+
+def start_job(job_id: int) -> bool:
+    """Queue a created job for running; return False if it was not in a startable state."""
+    if not transition(job_id, JobStatus.PENDING):
+        return False
+    transaction.on_commit(lambda: current_app.send_task(RUN_JOB_TASK, args=[job_id], queue="jobs"))
+    return True
+
+
+def cancel_job(job_id: int) -> bool:
+    """Revoke a job that has not finished; return False if it was already final."""
+    return transition(job_id, JobStatus.REVOKED, reason="cancelled by user")
+
+
+def retry_job(job_id: int) -> Job:
+    """Start a new job with the same project, pipeline and parameters (a final job stays)."""
+    original = Job.objects.get(pk=job_id)
+    job = create_job(original.project, original.pipeline, original.name, original.params)
+    start_job(job.pk)
+    return job
