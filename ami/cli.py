@@ -14,6 +14,7 @@ import sys
 COMMANDS = {
     "services": "ami.services.cli:main",
     "demo": "ami.demo:main",
+    "bench": "ami.bench:main",
 }
 
 

@@ -135,3 +135,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("AMI_LOG_LEVEL", "INFO")},
 }
+
+# -- Job log: write backends (issue 3; see docs/logging.md) ----------------------------------
+JOB_LOG_LEVEL = os.environ.get("JOB_LOG_LEVEL", "INFO")  # stored whatever the console shows
+JOB_LOG_MAX_MESSAGE_CHARS = int(os.environ.get("JOB_LOG_MAX_MESSAGE_CHARS", "16384"))
+JOB_LOG_REPEAT_WINDOW = 1.0  # seconds a "last message repeated N times" count may wait
+JOB_LOG_BUFFER_BATCH_SIZE = int(os.environ.get("JOB_LOG_BUFFER_BATCH_SIZE", "1000"))  # lines
+JOB_LOG_BUFFER_INTERVAL = float(os.environ.get("JOB_LOG_BUFFER_INTERVAL", "0.25"))  # seconds
+JOB_LOG_BUFFER_MAX_LINES = int(os.environ.get("JOB_LOG_BUFFER_MAX_LINES", "50000"))  # queue bound
+JOB_LOG_FLUSH_TIMEOUT = float(os.environ.get("JOB_LOG_FLUSH_TIMEOUT", "5"))  # seconds
+JOB_LOG_LEGACY_MAX_LINES = 1000  # entries kept per array in the legacy JSON column

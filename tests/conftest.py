@@ -6,6 +6,7 @@ import os
 
 import pytest
 from django.db import connections
+from django.test import override_settings
 
 from ami.jobs.models import Job
 from ami.main.models import Project, SourceImage
@@ -51,3 +52,18 @@ def images(project) -> list[SourceImage]:
 @pytest.fixture
 def job(project, pipeline) -> Job:
     return Job.objects.create(project=project, pipeline=pipeline, name="Test job")
+
+
+# -- Job log (issue 3) ------------------------------------------------------------------------
+# A test that does not use the `logs` database keeps job log lines in memory: its job rows
+# may be invisible to the log connection (uncommitted test transaction), and pytest-django
+# forbids queries on an alias the test did not ask for.
+@pytest.fixture(autouse=True)
+def _job_log_backend_for_test(request):
+    marker = request.node.get_closest_marker("django_db")
+    databases = marker.kwargs.get("databases") or () if marker else ()
+    if databases == "__all__" or "logs" in databases:
+        yield
+        return
+    with override_settings(JOB_LOG_BACKEND="memory", JOB_LOG_DUAL_WRITE=False):
+        yield

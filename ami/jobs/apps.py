@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from ami.jobs.logging.wiring import install as install_job_log
+
 
 class JobsConfig(AppConfig):
     name = "ami.jobs"
@@ -8,3 +10,5 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         import ami.celery  # noqa: F401  (registers the Celery app for shared tasks)
+
+        install_job_log()

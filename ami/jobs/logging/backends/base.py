@@ -1,0 +1,155 @@
+"""The base backend owns the algorithm; each backend supplies the write primitive.
+
+`emit` sanitises a line, collapses storms of identical lines, and hands the rows to
+`submit`. The base `submit` writes at once through `write_rows` and absorbs database errors
+(reported once per burst on stderr). A backend may override:
+
+- `write_rows(rows)`: store rows, raising on database errors (required);
+- `submit(rows)`: deliver rows some other way (the buffered backend enqueues them);
+- `flush_writes(timeout)`: wait for rows accepted earlier to be stored;
+- `release_thread_resources()`: close what a short-lived thread opened;
+- `after_fork()`: drop per-process state inherited from the parent.
+
+With a `secondary` writer (dual-write) every delivered row is also queued to it; it runs on
+its own thread and connection, so it can neither fail nor slow the primary write.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from ami.jobs.logging.errors import WRITE_ERRORS, FailureReporter
+from ami.jobs.logging.rows import LogRow
+from ami.jobs.logging.sanitize import clean_context, clean_message
+from ami.jobs.logging.storms import RepeatCollapser
+
+DEFAULT_MAX_MESSAGE_CHARS = 16_384
+DEFAULT_REPEAT_WINDOW = 1.0  # seconds
+
+
+class SecondaryWriter:
+    """What the base needs from a dual-write target (see `BackgroundWriter`)."""
+
+    def put(self, rows: list[LogRow]) -> None:
+        raise NotImplementedError
+
+    def flush(self, timeout: float | None) -> bool:
+        raise NotImplementedError
+
+
+class JobLogBackend:
+    name = "base"
+
+    def __init__(
+        self,
+        *,
+        max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+        repeat_window: float = DEFAULT_REPEAT_WINDOW,
+        secondary: SecondaryWriter | None = None,
+    ) -> None:
+        self.max_message_chars = max_message_chars
+        self.repeat_window = repeat_window
+        self.secondary = secondary
+        self._reset_process_state()
+
+    # -- the algorithm -------------------------------------------------------------------
+
+    def emit(self, job_id: int, level: int, message: str, context: dict[str, Any]) -> None:
+        """Store one line for a job; never raises a database error."""
+        if os.getpid() != self._pid:
+            self._reset_process_state()
+            self.after_fork()
+        row = LogRow(
+            job_id=job_id,
+            level=level,
+            message=clean_message(message, self.max_message_chars),
+            context=clean_context(context),
+        )
+        with self._lock:
+            rows, pending = self._collapser.feed(row)
+            if pending:
+                self._schedule_repeat_flush()
+        if rows:
+            self._deliver(rows)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write pending repeat counts and wait for accepted lines; False on timeout."""
+        with self._lock:
+            rows = self._collapser.due(everything=True)
+        if rows:
+            self._deliver(rows)
+        stored = self.flush_writes(timeout)
+        if self.secondary is not None:
+            stored = self.secondary.flush(timeout) and stored
+        return stored
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush and stop background work (process shutdown)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        return self.flush(timeout)
+
+    # -- primitives ----------------------------------------------------------------------
+
+    def write_rows(self, rows: list[LogRow]) -> None:
+        raise NotImplementedError
+
+    def submit(self, rows: list[LogRow]) -> None:
+        self.write_guarded(rows)
+
+    def flush_writes(self, timeout: float | None) -> bool:
+        return True
+
+    def release_thread_resources(self) -> None:
+        """Hook: a timer thread is done writing."""
+
+    def after_fork(self) -> None:
+        """Hook: this object was inherited by a forked child process."""
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def write_guarded(self, rows: list[LogRow]) -> bool:
+        """Write rows; absorb and report a database error. Return True if stored."""
+        try:
+            self.write_rows(rows)
+        except WRITE_ERRORS as exc:
+            self.reporter.failed(exc, len(rows))
+            return False
+        self.reporter.succeeded()
+        return True
+
+    def _deliver(self, rows: list[LogRow]) -> None:
+        self.submit(rows)
+        if self.secondary is not None:
+            self.secondary.put(rows)
+
+    def _reset_process_state(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._collapser = RepeatCollapser(self.repeat_window)
+        self._timer: threading.Timer | None = None
+        self.reporter = FailureReporter(f"job log ({self.name})")
+
+    def _schedule_repeat_flush(self) -> None:
+        # Called with self._lock held.
+        if self._timer is not None:
+            return
+        self._timer = threading.Timer(self.repeat_window / 2, self._write_due_repeats)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _write_due_repeats(self) -> None:
+        try:
+            with self._lock:
+                self._timer = None
+                rows = self._collapser.due()
+                if self._collapser.pending():
+                    self._schedule_repeat_flush()
+            if rows:
+                self._deliver(rows)
+        finally:
+            self.release_thread_resources()

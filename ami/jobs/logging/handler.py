@@ -1,0 +1,136 @@
+"""`JobLogHandler`: stores records of the `ami.jobs.job` logger through the configured backend.
+
+The backend comes from `JOB_LOG_BACKEND` (a short name or a dotted path, loaded with
+`import_string`, as Django does for cache and session backends) and is built once per
+process; `JOB_LOG_DUAL_WRITE` adds the legacy JSON column as a secondary target.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from celery import current_task
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+from ami.jobs.logging.backends import BACKEND_ALIASES
+from ami.jobs.logging.backends.base import JobLogBackend
+
+HOSTNAME = socket.gethostname()
+DUAL_WRITE_FACTORY = "ami.jobs.logging.backends.legacy_json.dual_write_target"
+DEFAULT_FLUSH_TIMEOUT = 5.0  # seconds
+
+_backend: JobLogBackend | None = None
+_backend_lock = threading.Lock()
+_in_emit = threading.local()
+
+
+def backend_options() -> dict[str, Any]:
+    """Backend constructor options from the `JOB_LOG_*` settings (each one optional)."""
+    names = {
+        "max_message_chars": "JOB_LOG_MAX_MESSAGE_CHARS",
+        "repeat_window": "JOB_LOG_REPEAT_WINDOW",
+        "batch_size": "JOB_LOG_BUFFER_BATCH_SIZE",
+        "interval": "JOB_LOG_BUFFER_INTERVAL",
+        "max_lines": "JOB_LOG_BUFFER_MAX_LINES",
+        "legacy_max_lines": "JOB_LOG_LEGACY_MAX_LINES",
+    }
+    return {key: getattr(settings, name) for key, name in names.items() if hasattr(settings, name)}
+
+
+def build_backend(name: str | None = None, *, dual_write: bool | None = None) -> JobLogBackend:
+    """Build the backend named `name` (default: the `JOB_LOG_BACKEND` setting)."""
+    name = name or settings.JOB_LOG_BACKEND
+    cls = import_string(BACKEND_ALIASES.get(name, name))
+    options = backend_options()
+    dual_write = settings.JOB_LOG_DUAL_WRITE if dual_write is None else dual_write
+    kwargs: dict[str, Any] = {
+        key: options[key] for key in ("max_message_chars", "repeat_window") if key in options
+    }
+    if cls.name == "buffered":
+        kwargs |= {k: options[k] for k in ("batch_size", "interval", "max_lines") if k in options}
+    if cls.name == "legacy_json":
+        kwargs["max_lines"] = options.get("legacy_max_lines", 1000)
+    elif dual_write:
+        kwargs["secondary"] = import_string(DUAL_WRITE_FACTORY)(options)
+    return cls(**kwargs)
+
+
+def get_backend() -> JobLogBackend:
+    """This process's backend, built on first use."""
+    global _backend
+    if _backend is None:
+        with _backend_lock:
+            if _backend is None:
+                _backend = build_backend()
+    return _backend
+
+
+def reset_backend(**_: Any) -> None:
+    """Flush and forget the current backend (settings changed, tests)."""
+    global _backend
+    with _backend_lock:
+        old, _backend = _backend, None
+    if old is not None:
+        old.close(flush_timeout())
+
+
+def flush_timeout() -> float:
+    return getattr(settings, "JOB_LOG_FLUSH_TIMEOUT", DEFAULT_FLUSH_TIMEOUT)
+
+
+def flush_job_logs(timeout: float | None = None) -> bool:
+    """Write what the backend holds; return False if `timeout` seconds were not enough."""
+    if _backend is None:
+        return True
+    return _backend.flush(flush_timeout() if timeout is None else timeout)
+
+
+def record_context(record: logging.LogRecord) -> dict[str, Any]:
+    """The caller's `extra`, plus where the line came from (host, pid, Celery task)."""
+    context = dict(getattr(record, "job_context", None) or {})
+    context.setdefault("host", HOSTNAME)
+    context.setdefault("pid", os.getpid())
+    if current_task and current_task.request.id:
+        context.setdefault("task_id", current_task.request.id)
+    return context
+
+
+class JobLogHandler(logging.Handler):
+    """Store each record that carries a `job_id` (see `ami.jobs.logging.job_logger`)."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Without the Handler's lock: the backend is thread-safe, and a per-process lock
+        # would serialise every thread's database write.
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        job_id = getattr(record, "job_id", None)
+        if job_id is None or getattr(_in_emit, "active", False):
+            return
+        try:
+            message = self.format(record)
+        except (TypeError, ValueError):
+            self.handleError(record)
+            return
+        _in_emit.active = True
+        try:
+            get_backend().emit(int(job_id), record.levelno, message, record_context(record))
+        finally:
+            _in_emit.active = False
+
+
+def _on_setting_changed(setting: str, **_: Any) -> None:
+    if setting.startswith("JOB_LOG_"):
+        reset_backend()
+
+
+setting_changed.connect(_on_setting_changed)

@@ -1,0 +1,40 @@
+"""Attach the JobLog handler to the job logger and flush it when work ends.
+
+Flush points: Celery task end (`task_postrun`), worker process and worker shutdown, and
+interpreter exit. Called once from the jobs app's `ready()`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from typing import Any
+
+from celery import signals
+from django.conf import settings
+
+from ami.jobs.logging import JOB_LOGGER_NAME
+from ami.jobs.logging.handler import JobLogHandler, flush_job_logs, flush_timeout, reset_backend
+
+
+def install() -> None:
+    """Attach the handler (once), set the job logger's level, and hook the flush points."""
+    logger = logging.getLogger(JOB_LOGGER_NAME)
+    if not any(isinstance(handler, JobLogHandler) for handler in logger.handlers):
+        logger.addHandler(JobLogHandler())
+    # Job lines are product data: stored at JOB_LOG_LEVEL whatever the console's level is.
+    logger.setLevel(getattr(settings, "JOB_LOG_LEVEL", "INFO"))
+    signals.task_postrun.connect(_flush_after_task, weak=False, dispatch_uid="ami-joblog-task")
+    signals.worker_process_shutdown.connect(
+        _close_backend, weak=False, dispatch_uid="ami-joblog-process"
+    )
+    signals.worker_shutdown.connect(_close_backend, weak=False, dispatch_uid="ami-joblog-worker")
+    atexit.register(_close_backend)
+
+
+def _flush_after_task(**_: Any) -> None:
+    flush_job_logs(flush_timeout())
+
+
+def _close_backend(**_: Any) -> None:
+    reset_backend()
