@@ -94,11 +94,14 @@ class BackgroundWriter:
         return True
 
     def stop(self, timeout: float | None) -> bool:
-        """Flush, then let the thread end."""
+        """Flush, then end the thread (which closes its connection)."""
         flushed = self.flush(timeout)
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
         return flushed
 
     # -- the thread ----------------------------------------------------------------------

@@ -38,6 +38,9 @@ class SecondaryWriter:
     def flush(self, timeout: float | None) -> bool:
         raise NotImplementedError
 
+    def stop(self, timeout: float | None) -> bool:
+        raise NotImplementedError
+
 
 class JobLogBackend:
     name = "base"
@@ -91,7 +94,10 @@ class JobLogBackend:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        return self.flush(timeout)
+        flushed = self.flush(timeout)
+        if self.secondary is not None:
+            self.secondary.stop(timeout)
+        return flushed
 
     # -- primitives ----------------------------------------------------------------------
 

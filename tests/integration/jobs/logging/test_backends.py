@@ -1,0 +1,200 @@
+"""One contract for every backend, then what is particular to each."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from celery import signals
+from django.db import connection, connections, transaction
+
+from ami.jobs.locking import lock_job
+from ami.jobs.logging.backends.background import BackgroundWriter
+from ami.jobs.logging.backends.buffered import copy_rows
+from ami.jobs.logging.errors import FailureReporter
+from ami.jobs.logging.handler import build_backend, flush_job_logs
+from ami.jobs.logging.rows import LogRow
+from ami.jobs.models import Job, JobLog
+from tests.integration.jobs.logging.conftest import LOGS_DB, stored_messages
+
+pytestmark = LOGS_DB
+
+TABLE_BACKENDS = ["sync", "buffered", "in_transaction"]
+
+
+def legacy_stdout(job: Job) -> list[str]:
+    job.refresh_from_db(fields=["legacy_logs"])
+    return [entry.split(" ", 3)[3] for entry in job.legacy_logs["stdout"]]
+
+
+@pytest.mark.parametrize("name", [*TABLE_BACKENDS, "legacy_json", "memory"])
+def test_every_backend_stores_lines_in_order(name, job, use_backend):
+    backend = use_backend(name)
+    for i in range(5):
+        job.logger.info("line %d", i, extra={"seq": i})
+    job.logger.error("it broke")
+    assert flush_job_logs(10)
+    expected = [f"line {i}" for i in range(5)] + ["it broke"]
+    if name == "memory":
+        assert [row.message for row in backend.lines(job.pk)] == expected
+    elif name == "legacy_json":
+        assert legacy_stdout(job) == list(reversed(expected))
+        assert job.legacy_logs["stderr"] == ["it broke"]
+    else:
+        assert stored_messages(job.pk) == expected
+
+
+def test_in_transaction_backend_loses_the_line_with_the_rollback(job, use_backend):
+    """The failure signature the `in_transaction` backend exists to show (not for production)."""
+    use_backend("in_transaction")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        job.logger.error("explains the rollback")
+        raise RuntimeError("boom")
+    assert stored_messages(job.pk) == []
+
+
+def test_legacy_json_keeps_the_newest_lines_up_to_its_cap(job, settings, use_backend):
+    settings.JOB_LOG_LEGACY_MAX_LINES = 10
+    use_backend("legacy_json")
+    for i in range(25):
+        job.logger.info("line %d", i)
+    assert legacy_stdout(job) == [f"line {i}" for i in range(24, 14, -1)]
+
+
+def test_buffered_emit_does_not_wait_for_the_database(job, use_backend):
+    use_backend("buffered")
+    with lock_job(job.pk):
+        job.logger.info("queued while the row is locked")
+        assert stored_messages(job.pk) == []  # not yet written: emit only queued it
+    assert flush_job_logs(10)
+    assert stored_messages(job.pk) == ["queued while the row is locked"]
+
+
+def test_buffered_writes_within_its_interval_without_a_flush(job, settings, use_backend):
+    settings.JOB_LOG_BUFFER_INTERVAL = 0.05
+    use_backend("buffered")
+    job.logger.info("written by the background thread")
+    for _ in range(100):
+        if stored_messages(job.pk):
+            break
+        time.sleep(0.05)
+    assert stored_messages(job.pk) == ["written by the background thread"]
+
+
+def test_buffered_overflow_is_counted_and_written_as_a_marker(job, settings, use_backend):
+    settings.JOB_LOG_BUFFER_MAX_LINES = 10
+    settings.JOB_LOG_BUFFER_INTERVAL = 0.5
+    backend = use_backend("buffered")
+    for i in range(25):
+        job.logger.info("line %d", i)
+    assert flush_job_logs(10)
+    messages = stored_messages(job.pk)
+    dropped = backend.writer.dropped_total
+    assert dropped > 0
+    assert len(messages) == 25 - dropped + 1
+    assert messages[-1] == f"{dropped} log lines dropped: the job log buffer was full"
+
+
+def test_buffered_flushes_at_celery_task_end(job, settings, use_backend):
+    settings.JOB_LOG_BUFFER_INTERVAL = 60.0
+    use_backend("buffered")
+    job.logger.info("logged by a task")
+    assert stored_messages(job.pk) == []
+    signals.task_postrun.send(sender=None, task_id="t1", task=None, args=(), kwargs={})
+    assert stored_messages(job.pk) == ["logged by a task"]
+
+
+def test_buffered_lines_are_written_at_interpreter_exit(job, subprocess_env):
+    env = {**subprocess_env, "JOB_LOG_BACKEND": "buffered", "JOB_LOG_BUFFER_INTERVAL": "60"}
+    script = (
+        "import django; django.setup()\n"
+        "from ami.jobs.logging import job_logger\n"
+        f"for i in range(50): job_logger({job.pk}).info('line %d', i)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True)
+    assert stored_messages(job.pk) == [f"line {i}" for i in range(50)]
+
+
+def test_buffered_forked_child_writes_its_own_lines_only(job, settings, use_backend):
+    """A prefork child starts its own flusher and never rewrites the parent's queue."""
+    settings.JOB_LOG_BUFFER_INTERVAL = 60.0
+    use_backend("buffered")
+    job.logger.info("parent, queued before the fork")
+    connection.close()  # a child must not share the parent's sockets
+    pid = os.fork()
+    if pid == 0:  # the child: log, flush, leave without running the parent's cleanup
+        code = 1
+        try:
+            job.logger.info("child")
+            code = 0 if flush_job_logs(10) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert stored_messages(job.pk) == ["child"]
+    assert flush_job_logs(10)
+    assert stored_messages(job.pk) == ["child", "parent, queued before the fork"]
+
+
+def test_a_lost_batch_for_one_job_does_not_sink_the_others(job, project):
+    other = Job.objects.create(project=project, name="other")
+    stored: list[LogRow] = []
+    reporter = FailureReporter("test")
+
+    def write(rows: list[LogRow]) -> None:
+        copy_rows(rows)
+        stored.extend(rows)
+
+    writer = BackgroundWriter(write, reporter, name="t", batch_size=100, interval=60, max_lines=100)
+    gone = Job.objects.create(project=project, name="deleted")
+    gone_id = gone.pk
+    gone.delete()
+    writer.put([LogRow(job.pk, 20, "a"), LogRow(gone_id, 20, "lost"), LogRow(other.pk, 20, "b")])
+    assert writer.flush(10)
+    writer.stop(1)
+    assert stored_messages(job.pk) == ["a"] and stored_messages(other.pk) == ["b"]
+    assert reporter.lost_lines == 1
+
+
+def test_dual_write_stores_both_and_never_waits_for_the_legacy_column(job, use_backend):
+    use_backend("sync", dual_write=True)
+    with lock_job(job.pk):
+        began = time.monotonic()
+        job.logger.info("both places")
+        assert time.monotonic() - began < 1.0
+        assert stored_messages(job.pk) == ["both places"]
+    assert flush_job_logs(10)
+    assert legacy_stdout(job) == ["both places"]
+
+
+def test_a_failing_dual_write_never_fails_the_primary(job, project, capsys):
+    backend = build_backend("memory", dual_write=True)
+    gone = Job.objects.create(project=project, name="deleted")
+    gone_id = gone.pk
+    gone.delete()
+    backend.emit(gone_id, logging.INFO, "primary keeps it", {})
+    assert backend.flush(10)
+    backend.close(1)
+    assert [row.message for row in backend.rows] == ["primary keeps it"]
+    assert "legacy JSON dual-write) write failed" in capsys.readouterr().err
+
+
+def test_concurrent_threads_each_use_their_own_connection(job):
+    def log_some(tag: int) -> None:
+        try:
+            for i in range(50):
+                job.logger.info("thread %d line %d", tag, i)
+        finally:
+            connections["logs"].close()
+
+    threads = [threading.Thread(target=log_some, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert JobLog.objects.filter(job=job).count() == 200

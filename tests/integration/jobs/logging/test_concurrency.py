@@ -1,0 +1,50 @@
+"""8 OS processes log into one job while another process updates that job's row in a loop."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pytest
+
+from ami.jobs.logging.bench.runner import ProgressUpdater, run_writers
+from ami.jobs.models import JobLog
+from tests.integration.jobs.logging.conftest import LOGS_DB
+
+pytestmark = [LOGS_DB, pytest.mark.slow]
+
+PROCESSES, LINES = 8, 2000
+
+
+def write_under_progress_updates(job, mode, lines, env, tmp_path) -> int:
+    """Run the writers with the updater going; return how many row updates it made."""
+    updater = ProgressUpdater(job.pk, tmp_path / "stop", env)
+    try:
+        run_writers(mode, job.pk, PROCESSES, lines, env)
+    finally:
+        updates = updater.stop()
+    return updates
+
+
+@pytest.mark.parametrize("mode", ["sync", "buffered"])
+def test_no_line_lost_or_duplicated_and_each_process_in_order(mode, job, subprocess_env, tmp_path):
+    updates = write_under_progress_updates(job, mode, LINES, subprocess_env, tmp_path)
+    rows = (
+        JobLog.objects.filter(job=job).order_by("id").values_list("context__writer", "context__seq")
+    )
+    rows = list(rows)
+    assert updates > 0  # the row really was being locked and updated meanwhile
+    assert len(rows) == PROCESSES * LINES
+    assert max(Counter(rows).values()) == 1
+    by_writer: dict[int, list[int]] = defaultdict(list)
+    for writer, seq in rows:
+        by_writer[writer].append(seq)
+    assert by_writer == {writer: list(range(LINES)) for writer in range(PROCESSES)}
+
+
+def test_the_seed_read_modify_write_emit_loses_lines(job, subprocess_env, tmp_path):
+    """Documents the upstream bug: concurrent refresh-then-save overwrites other lines."""
+    lines = 100  # 8 x 100 stays under the column's 1000-line cap: any shortfall is a loss
+    write_under_progress_updates(job, "seed", lines, subprocess_env, tmp_path)
+    job.refresh_from_db(fields=["legacy_logs"])
+    stored = len(job.legacy_logs["stdout"])
+    assert stored < PROCESSES * lines
