@@ -1,0 +1,51 @@
+"""Reading the legacy JSON log column: turn its entries back into lines (for the backfill)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+BACKFILL_SOURCE = "legacy_json"  # context["source"] of every backfilled row
+_ENTRY = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] ([A-Z]+) (.*)$", re.DOTALL)
+_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass(frozen=True)
+class LegacyLine:
+    level: int
+    message: str
+    created_at: datetime | None  # None when the entry carries no readable timestamp
+    stream: str  # "stdout" or "stderr"
+
+
+def parse_stdout_entry(entry: str) -> LegacyLine:
+    """Parse "[2024-05-01 12:00:00] INFO message"; anything else is an INFO message."""
+    match = _ENTRY.match(entry)
+    if match is None:
+        return LegacyLine(logging.INFO, entry, None, "stdout")
+    stamp, level_name, message = match.groups()
+    level = logging.getLevelName(level_name)
+    created_at = datetime.strptime(stamp, _TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    return LegacyLine(
+        level if isinstance(level, int) else logging.INFO, message, created_at, "stdout"
+    )
+
+
+def legacy_lines(logs: dict | None) -> list[LegacyLine]:
+    """The column's lines, oldest first.
+
+    stdout holds every line (newest first, capped); stderr repeats the bare message of
+    ERROR lines, uncapped upstream, so an error found only in stderr is older than what
+    stdout kept: it is placed first.
+    """
+    logs = logs if isinstance(logs, dict) else {}
+    stdout = [parse_stdout_entry(str(e)) for e in reversed(logs.get("stdout") or [])]
+    in_stdout = {line.message for line in stdout}
+    stderr_only = [
+        LegacyLine(logging.ERROR, str(e), None, "stderr")
+        for e in reversed(logs.get("stderr") or [])
+        if str(e) not in in_stdout
+    ]
+    return stderr_only + stdout
