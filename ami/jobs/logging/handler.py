@@ -8,20 +8,17 @@ process; `JOB_LOG_DUAL_WRITE` adds the legacy JSON column as a secondary target.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from typing import Any
 
-from celery import current_task
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from ami.jobs.logging.backends import BACKEND_ALIASES
 from ami.jobs.logging.backends.base import JobLogBackend
+from ami.jobs.logging.process import HOSTNAME, current_pid, current_task_id
 
-HOSTNAME = socket.gethostname()
 DUAL_WRITE_FACTORY = "ami.jobs.logging.backends.legacy_json.dual_write_target"
 DEFAULT_FLUSH_TIMEOUT = 5.0  # seconds
 
@@ -95,9 +92,10 @@ def record_context(record: logging.LogRecord) -> dict[str, Any]:
     """The caller's `extra`, plus where the line came from (host, pid, Celery task)."""
     context = dict(getattr(record, "job_context", None) or {})
     context.setdefault("host", HOSTNAME)
-    context.setdefault("pid", os.getpid())
-    if current_task and current_task.request.id:
-        context.setdefault("task_id", current_task.request.id)
+    context.setdefault("pid", current_pid())
+    task_id = current_task_id()
+    if task_id is not None:
+        context.setdefault("task_id", task_id)
     return context
 
 

@@ -21,11 +21,31 @@ def clean_message(message: str, max_chars: int) -> str:
 
 def clean_context(context: dict[str, Any]) -> dict[str, Any]:
     """Return a JSON-serialisable copy without NULs (jsonb rejects `\\u0000`), size-capped."""
+    if _is_plain(context):
+        return context
     cleaned = _clean_value(context)
     encoded = json.dumps(cleaned, default=str)
     if len(encoded) > MAX_CONTEXT_CHARS:
         return {"context_truncated": True, "keys": sorted(str(k) for k in cleaned)[:50]}
     return json.loads(encoded)
+
+
+def _is_plain(context: dict[str, Any]) -> bool:
+    """The common case, cheaply: flat, str keys, small plain values, no NUL."""
+    size = 0
+    for key, value in context.items():
+        if type(key) is not str or "\x00" in key:
+            return False
+        kind = type(value)
+        if kind is str:
+            if "\x00" in value:
+                return False
+            size += len(value) + len(key)
+        elif kind is int or kind is bool or value is None:
+            size += len(key) + 20
+        else:
+            return False
+    return size < MAX_CONTEXT_CHARS // 2
 
 
 def _clean_value(value: Any) -> Any:

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from ami.jobs.logging import JOB_LOGGER_NAME
 from ami.jobs.logging.handler import JobLogHandler, flush_job_logs, flush_timeout, reset_backend
+from ami.jobs.logging.process import set_current_task_id
 
 
 def install() -> None:
@@ -24,6 +25,7 @@ def install() -> None:
         logger.addHandler(JobLogHandler())
     # Job lines are product data: stored at JOB_LOG_LEVEL whatever the console's level is.
     logger.setLevel(getattr(settings, "JOB_LOG_LEVEL", "INFO"))
+    signals.task_prerun.connect(_note_task, weak=False, dispatch_uid="ami-joblog-task-start")
     signals.task_postrun.connect(_flush_after_task, weak=False, dispatch_uid="ami-joblog-task")
     signals.worker_process_shutdown.connect(
         _close_backend, weak=False, dispatch_uid="ami-joblog-process"
@@ -32,7 +34,12 @@ def install() -> None:
     atexit.register(_close_backend)
 
 
+def _note_task(task_id: str | None = None, **_: Any) -> None:
+    set_current_task_id(task_id)
+
+
 def _flush_after_task(**_: Any) -> None:
+    set_current_task_id(None)
     flush_job_logs(flush_timeout())
 
 

@@ -9,13 +9,13 @@ so a forked Celery child never relies on a thread it did not start.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 
 from ami.jobs.logging.errors import CONNECTION_ERRORS, WRITE_ERRORS, FailureReporter
+from ami.jobs.logging.process import current_pid
 from ami.jobs.logging.rows import LogRow
 
 IDLE_WAIT = 1.0  # seconds the idle thread sleeps between checks
@@ -58,7 +58,7 @@ class BackgroundWriter:
 
     def put(self, rows: list[LogRow]) -> None:
         """Queue rows for writing; count (never block on) what does not fit."""
-        if os.getpid() != self._pid:
+        if current_pid() != self._pid:
             self._reset()
         with self._cond:
             if not self._queue:
@@ -76,7 +76,7 @@ class BackgroundWriter:
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until every line accepted so far was written (or given up); False on timeout."""
-        if os.getpid() != self._pid:
+        if current_pid() != self._pid:
             self._reset()
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -107,7 +107,7 @@ class BackgroundWriter:
     # -- the thread ----------------------------------------------------------------------
 
     def _reset(self) -> None:
-        self._pid = os.getpid()
+        self._pid = current_pid()
         self._cond = threading.Condition()
         self._queue: deque[LogRow] = deque()
         self._dropped: Counter[int] = Counter()

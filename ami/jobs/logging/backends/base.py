@@ -16,11 +16,11 @@ its own thread and connection, so it can neither fail nor slow the primary write
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
 from ami.jobs.logging.errors import WRITE_ERRORS, FailureReporter
+from ami.jobs.logging.process import current_pid
 from ami.jobs.logging.rows import LogRow
 from ami.jobs.logging.sanitize import clean_context, clean_message
 from ami.jobs.logging.storms import RepeatCollapser
@@ -61,7 +61,7 @@ class JobLogBackend:
 
     def emit(self, job_id: int, level: int, message: str, context: dict[str, Any]) -> None:
         """Store one line for a job; never raises a database error."""
-        if os.getpid() != self._pid:
+        if current_pid() != self._pid:
             self._reset_process_state()
             self.after_fork()
         row = LogRow(
@@ -134,7 +134,7 @@ class JobLogBackend:
             self.secondary.put(rows)
 
     def _reset_process_state(self) -> None:
-        self._pid = os.getpid()
+        self._pid = current_pid()
         self._lock = threading.Lock()
         self._collapser = RepeatCollapser(self.repeat_window)
         self._timer: threading.Timer | None = None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import psycopg
+
 from ami.jobs.logging.backends.base import JobLogBackend
 from ami.jobs.logging.connection import call_with_reconnect, discard, log_connection
 from ami.jobs.logging.rows import LogRow
@@ -24,11 +26,13 @@ def insert_rows(rows: list[LogRow]) -> None:
     conn = log_connection()
 
     def write() -> None:
-        with conn.cursor() as cursor:
+        conn.ensure_connection()
+        # A server-side-binding cursor with a prepared statement: half the client CPU of
+        # Django's client-side-binding cursor, and no parse/plan per line on the server.
+        with psycopg.Cursor(conn.connection) as cursor:
             for row in rows:
-                cursor.execute(
-                    INSERT_SQL, [row.job_id, row.level, row.message, json.dumps(row.context)]
-                )
+                params = (row.job_id, row.level, row.message, json.dumps(row.context))
+                cursor.execute(INSERT_SQL, params, prepare=True)
 
     call_with_reconnect(conn, write)
 

@@ -15,7 +15,7 @@ from django.db import connection, connections, transaction
 
 from ami.jobs.locking import lock_job
 from ami.jobs.logging.backends.background import BackgroundWriter
-from ami.jobs.logging.backends.buffered import copy_rows
+from ami.jobs.logging.backends.buffered import close_thread_connection, copy_rows
 from ami.jobs.logging.errors import FailureReporter
 from ami.jobs.logging.handler import build_backend, flush_job_logs
 from ami.jobs.logging.rows import LogRow
@@ -150,7 +150,10 @@ def test_a_lost_batch_for_one_job_does_not_sink_the_others(job, project):
         copy_rows(rows)
         stored.extend(rows)
 
-    writer = BackgroundWriter(write, reporter, name="t", batch_size=100, interval=60, max_lines=100)
+    writer = BackgroundWriter(
+        write, reporter, name="t", batch_size=100, interval=60, max_lines=100,
+        on_thread_exit=close_thread_connection,
+    )  # fmt: skip
     gone = Job.objects.create(project=project, name="deleted")
     gone_id = gone.pk
     gone.delete()
