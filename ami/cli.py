@@ -14,6 +14,8 @@ import sys
 COMMANDS = {
     "services": "ami.services.cli:main",
     "demo": "ami.demo:main",
+    "worker": "ami.ml.worker.cli:main",  # the reference processing service (ami.ml)
+    "bench": "ami.ml.bench:main",  # pipeline benchmarks (ami.ml)
 }
 
 
