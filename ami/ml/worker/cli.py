@@ -59,6 +59,7 @@ def main(argv: list[str]) -> int:
         level=os.environ.get("AMI_LOG_LEVEL", "INFO"),
         format=f"%(asctime)s %(levelname)s {args.name}: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     stop = threading.Event()
     install_stop_handlers(stop)
     model = load_model(args.model)
