@@ -14,7 +14,8 @@ import sys
 COMMANDS = {
     "services": "ami.services.cli:main",
     "demo": "ami.demo:main",
-    "bench": "ami.bench:main",
+    "worker": "ami.ml.worker.cli:main",  # the reference processing service
+    "bench": "ami.bench:main",  # benchmarks: ami bench logs|results|api
 }
 
 

@@ -1,13 +1,19 @@
-"""`ami demo`: bring up the servers, migrate, and report what runs where."""
+"""`ami demo`: servers up, migrate, then the pipeline demo (`ami run_demo`, see its --help).
+
+Servers start before Django loads, because the settings read the servers' URLs.
+"""
 
 from __future__ import annotations
 
 from ami import services
 from ami.cli import run_django
-from ami.services.cli import main as services_main
 
 
 def main(argv: list[str]) -> int:
-    services.up()
+    try:
+        services.up()
+    except services.ServiceError as exc:
+        print(f"error: {exc}")
+        return 1
     run_django(["migrate", "--no-input", "-v", "0"])
-    return services_main(["status"])
+    return run_django(["run_demo", *argv])

@@ -145,3 +145,25 @@ JOB_LOG_BUFFER_INTERVAL = float(os.environ.get("JOB_LOG_BUFFER_INTERVAL", "0.25"
 JOB_LOG_BUFFER_MAX_LINES = int(os.environ.get("JOB_LOG_BUFFER_MAX_LINES", "50000"))  # queue bound
 JOB_LOG_FLUSH_TIMEOUT = float(os.environ.get("JOB_LOG_FLUSH_TIMEOUT", "5"))  # seconds
 JOB_LOG_LEGACY_MAX_LINES = 1000  # entries kept per array in the legacy JSON column
+
+# -- ML pipeline: NATS tasks, processing services, stale-job check (ami.ml) ---------------------
+# Streams and subjects are namespaced (default: by the database's name), so jobs of different
+# databases (the dev database and the test database, say) never share a stream.
+NATS_NAMESPACE = os.environ.get("AMI_NATS_NAMESPACE", "")
+NATS_TASK_ACK_WAIT = float(os.environ.get("AMI_NATS_ACK_WAIT", "300"))  # seconds
+NATS_TASK_MAX_DELIVER = int(os.environ.get("AMI_NATS_MAX_DELIVER", "5"))
+NATS_REQUEST_TIMEOUT = float(os.environ.get("AMI_NATS_REQUEST_TIMEOUT", "5"))  # seconds
+NATS_RESERVE_WAIT = float(os.environ.get("AMI_NATS_RESERVE_WAIT", "1"))  # seconds
+PROCESSING_MAX_BATCH = int(os.environ.get("AMI_PROCESSING_MAX_BATCH", "100"))  # tasks per call
+IMAGE_URL_MAX_AGE = int(os.environ.get("AMI_IMAGE_URL_MAX_AGE", "86400"))  # seconds
+JOB_STALE_AFTER = int(os.environ.get("AMI_JOB_STALE_AFTER", "900"))  # seconds without heartbeat
+JOB_STALE_CHECK_INTERVAL = float(os.environ.get("AMI_JOB_STALE_CHECK_INTERVAL", "60"))  # seconds
+RESULT_TASK_MAX_RETRIES = int(os.environ.get("AMI_RESULT_TASK_MAX_RETRIES", "8"))
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "check-stale-jobs": {
+        "task": "ami.jobs.tasks.check_stale_jobs",
+        "schedule": JOB_STALE_CHECK_INTERVAL,
+        "options": {"queue": "jobs"},
+    },
+}

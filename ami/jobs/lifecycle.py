@@ -13,6 +13,7 @@ from ami.jobs.models import Job, JobStage
 from ami.jobs.states import JobStatus, StageKey
 from ami.main.models import Project
 from ami.ml.models import Pipeline
+from ami.ml.orchestration.finish import finish_job
 
 RUN_JOB_TASK = "ami.jobs.tasks.run_job"
 
@@ -36,8 +37,12 @@ def start_job(job_id: int) -> bool:
 
 
 def cancel_job(job_id: int) -> bool:
-    """Revoke a job that has not finished; return False if it was already final."""
-    return transition(job_id, JobStatus.REVOKED, reason="cancelled by user")
+    """Revoke a job that has not finished; return False if it was already final.
+
+    From then on no task is served (the API refuses a final job and its stream is deleted)
+    and results that still arrive are not counted.
+    """
+    return finish_job(job_id, JobStatus.REVOKED, reason="cancelled by user")
 
 
 def retry_job(job_id: int) -> Job:

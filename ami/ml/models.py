@@ -1,6 +1,9 @@
-"""Pipelines and the algorithms they run."""
+"""Pipelines, the algorithms they run, and the processing services that run them."""
 
 from __future__ import annotations
+
+import hashlib
+import secrets
 
 from django.db import models
 
@@ -27,3 +30,32 @@ class Pipeline(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ProcessingService(models.Model):
+    """An external worker allowed to reserve tasks and post results, by its bearer token.
+
+    Only the token's SHA-256 is stored; the token itself is shown once, at creation.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def create_with_token(cls, name: str) -> tuple[ProcessingService, str]:
+        """Create a service (or give an existing one a new token); return it and the token."""
+        token = secrets.token_urlsafe(32)
+        service, _ = cls.objects.update_or_create(
+            name=name, defaults={"token_hash": hash_token(token), "is_active": True}
+        )
+        return service, token

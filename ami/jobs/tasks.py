@@ -1,0 +1,45 @@
+"""Celery tasks: thin wrappers around `ami.ml.orchestration`.
+
+`process_nats_pipeline_result` runs on the `ml_results` queue, the others on `jobs`.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from ami.ml.orchestration import dispatch, nats, results, stale
+from ami.ml.schemas import PipelineResult
+
+# Errors that a later attempt can get past: a dropped or killed database connection, a NATS
+# reconnect or a slow confirmation. SoftTimeLimitExceeded is deliberately absent: it fails
+# the task (the NATS message stays unacked and is redelivered).
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, nats.NatsTimeoutError, nats.NatsError)
+
+
+@shared_task(name="ami.jobs.tasks.run_job", ignore_result=True)
+def run_job(job_id: int) -> None:
+    """Collect a job's images and publish one NATS task per image."""
+    dispatch.run_job(job_id)
+
+
+@shared_task(
+    name="ami.jobs.tasks.process_nats_pipeline_result",
+    ignore_result=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=settings.RESULT_TASK_MAX_RETRIES,
+)
+def process_nats_pipeline_result(job_id: int, result: dict, reply_subject: str) -> dict:
+    """Save one image's result exactly once, then ack its NATS message (confirmed)."""
+    outcome = results.process_result(job_id, PipelineResult.model_validate(result), reply_subject)
+    return {"counted": outcome.counted, "detections": outcome.detections}
+
+
+@shared_task(name="ami.jobs.tasks.check_stale_jobs", ignore_result=True)
+def check_stale_jobs() -> list[int]:
+    """Finalize running jobs without a heartbeat for `JOB_STALE_AFTER` seconds."""
+    return stale.check_stale_jobs()

@@ -1,0 +1,18 @@
+"""`ami create_processing_service NAME`: print a new bearer token for a processing service."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from ami.ml.models import ProcessingService
+
+
+class Command(BaseCommand):
+    help = "Create a processing service (or rotate its token) and print the token once."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+
+    def handle(self, *args: object, **options: object) -> None:
+        _, token = ProcessingService.create_with_token(str(options["name"]))
+        self.stdout.write(token)

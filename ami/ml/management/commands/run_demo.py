@@ -1,0 +1,222 @@
+"""`ami run_demo` (what `ami demo` runs once the servers are up and migrated).
+
+Starts the web server, Celery workers (`ml_results` and `jobs`), Celery beat and processing
+workers as child processes, runs one job over the demo images with a live progress bar,
+then prints a summary. Ctrl-C (or SIGTERM) cancels the job and stops every child process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ami.jobs.lifecycle import cancel_job, create_job, start_job
+from ami.jobs.models import Job, JobLog, JobStage
+from ami.jobs.states import StageKey
+from ami.ml.demo_setup import Score, ensure_images, ensure_pipeline, evaluate, processing_token
+from ami.ml.supervisor import Supervisor
+from ami.services.base import free_port
+from ami.services.paths import run_dir
+
+POLL_INTERVAL = 0.25  # seconds between progress reads
+WEB_READY_TIMEOUT = 60.0  # seconds
+DEMO_JOB_NAME = "Demo: {count} captures"
+
+
+@dataclass
+class Outcome:
+    job: Job
+    wall_time: float
+    interrupted: bool
+    problem: str = ""
+
+
+class Command(BaseCommand):
+    help = "Run the ML pipeline demo end to end (use `ami demo`, which starts the servers)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--images", type=int, default=742)
+        parser.add_argument("--workers", type=int, default=2, help="processing workers")
+        parser.add_argument("--worker-concurrency", type=int, default=2)
+        parser.add_argument("--batch", type=int, default=8, help="tasks per reservation")
+        parser.add_argument("--results-concurrency", type=int, default=8)
+        parser.add_argument("--inference-delay", type=float, default=0.0)
+        parser.add_argument("--timeout", type=float, default=1200.0, help="seconds")
+        parser.add_argument("--serve", action="store_true", help="keep the web server up")
+
+    def handle(self, *args: object, **options: object) -> None:
+        if int(options["images"]) < 1 or int(options["workers"]) < 1:
+            raise CommandError("--images and --workers must be >= 1")
+        signal.signal(signal.SIGTERM, _interrupt)
+        console = Console()
+        started = time.monotonic()
+        with console.status("Preparing demo images and pipeline..."):
+            project = ensure_images(int(options["images"]))
+            pipeline = ensure_pipeline()
+            token = processing_token()
+        port = free_port()
+        supervisor = Supervisor(run_dir() / "demo", {**os.environ, "PYTHONUNBUFFERED": "1"})
+        job = create_job(
+            project,
+            pipeline,
+            DEMO_JOB_NAME.format(count=options["images"]),
+            {"limit": int(options["images"])},
+        )
+        try:
+            outcome = self.run(supervisor, console, job, port, token, options, started)
+            print_summary(console, outcome, port, evaluate(outcome.job))
+            if options["serve"] and not outcome.interrupted:
+                supervisor.stop([c.name for c in supervisor.children if c.name != "web"])
+                console.print("Serving the job page; Ctrl-C to stop.")
+                while True:
+                    time.sleep(1)
+        except KeyboardInterrupt:
+            console.print("Stopping...")
+        finally:
+            supervisor.stop([c.name for c in supervisor.children if c.name.startswith("worker")])
+            supervisor.stop()
+            console.print("All demo processes stopped.")
+
+    def run(self, supervisor, console, job, port, token, options, started) -> Outcome:
+        try:
+            start_servers(supervisor, console, port, int(options["results_concurrency"]))
+            start_job(job.pk)
+            for i in range(int(options["workers"])):
+                child = supervisor.start(f"worker-{i}", worker_argv(port, token, job.pk, options))
+                console.print(f"  processing worker-{i}: pid {child.pgid}")
+            problem = follow(console, supervisor, job, float(options["timeout"]))
+            interrupted = False
+        except KeyboardInterrupt:
+            problem, interrupted = "interrupted", True
+        job.refresh_from_db()
+        if not job.is_final:
+            cancel_job(job.pk)
+            job.refresh_from_db()
+        return Outcome(job, time.monotonic() - started, interrupted, problem)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def start_servers(supervisor: Supervisor, console: Console, port: int, concurrency: int) -> None:
+    python = sys.executable
+    celery = [python, "-m", "celery", "-A", "ami.celery"]
+    quiet = ["--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"]
+    commands = {
+        "web": [
+            python, "-m", "uvicorn", "ami.asgi:application",
+            "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+        ],
+        "celery-results": [
+            *celery, "worker", "-Q", "ml_results", "-c", str(concurrency),
+            "-n", f"results-{port}@%h", *quiet,
+        ],
+        "celery-jobs": [
+            *celery, "worker", "-Q", "jobs", "-c", "1", "-n", f"jobs-{port}@%h", *quiet,
+        ],
+        "celery-beat": [
+            *celery, "beat", "-s", str(run_dir() / "demo" / "celerybeat-schedule"),
+            "--loglevel", "INFO",
+        ],
+    }  # fmt: skip
+    for name, argv in commands.items():
+        child = supervisor.start(name, argv)
+        console.print(f"  {name}: pid {child.pgid} (log {child.log_path})")
+    wait_for_web(supervisor, port)
+
+
+def wait_for_web(supervisor: Supervisor, port: int) -> None:
+    deadline = time.monotonic() + WEB_READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if supervisor.exited():
+            raise CommandError(f"{supervisor.exited()[0].name} exited at start; see its log")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise CommandError(f"web server not answering on port {port} after {WEB_READY_TIMEOUT}s")
+
+
+def worker_argv(port: int, token: str, job_id: int, options: dict) -> list[str]:
+    return [
+        sys.executable, "-m", "ami", "worker",
+        "--url", f"http://127.0.0.1:{port}", "--token", token, "--job", str(job_id),
+        "--concurrency", str(options["worker_concurrency"]), "--batch", str(options["batch"]),
+        "--inference-delay", str(options["inference_delay"]),
+    ]  # fmt: skip
+
+
+def follow(console: Console, supervisor: Supervisor, job: Job, timeout: float) -> str:
+    """Show a progress bar until the job is final; return a problem, or "" if none."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+    )
+    deadline = time.monotonic() + timeout
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(f"job {job.pk}", total=None)
+        while True:
+            job.refresh_from_db(fields=["status"])
+            stage = JobStage.objects.get(job=job, key=StageKey.PROCESS)
+            progress.update(
+                bar,
+                total=stage.total or None,
+                completed=stage.processed + stage.failed,
+                description=(
+                    f"job {job.pk} {job.status}: {stage.detections} detections,"
+                    f" {stage.failed} failed"
+                ),
+            )
+            if job.is_final:
+                return ""
+            dead = [c.name for c in supervisor.exited()]
+            if dead:
+                return f"child process exited early: {', '.join(dead)}"
+            if time.monotonic() > deadline:
+                return f"timed out after {timeout:.0f}s"
+            time.sleep(POLL_INTERVAL)
+
+
+def print_summary(console: Console, outcome: Outcome, port: int, score: Score) -> None:
+    job = outcome.job
+    stage = JobStage.objects.get(job=job, key=StageKey.PROCESS)
+    logs = JobLog.objects.filter(job=job)
+    table = Table(title=f"Job {job.pk}: {job.name}", show_header=False)
+    rows = [
+        ("status", f"{job.status} {job.failure_reason}".strip()),
+        ("images processed", f"{stage.processed} of {stage.total}"),
+        ("images failed", str(stage.failed)),
+        ("detections", f"{stage.detections} ({stage.classifications} classifications)"),
+        ("precision (IoU>=0.5)", f"{score.precision:.3f}"),
+        ("recall (IoU>=0.5)", f"{score.recall:.3f}"),
+        ("label accuracy", f"{score.label_accuracy:.3f}"),
+        ("log lines stored", str(logs.count())),
+        ("error lines", str(logs.filter(level__gte=40).count())),
+        ("wall time", f"{outcome.wall_time:.1f}s (job itself: {_job_seconds(job)})"),
+        ("job page", f"http://127.0.0.1:{port}/jobs/{job.pk}/"),
+    ]
+    if outcome.problem:
+        rows.insert(1, ("problem", outcome.problem))
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
+def _job_seconds(job: Job) -> str:
+    if job.started_at and job.finished_at:
+        return f"{(job.finished_at - job.started_at).total_seconds():.1f}s"
+    return "-"

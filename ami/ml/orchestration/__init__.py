@@ -1,0 +1,1 @@
+"""Running a pipeline job: NATS task queue, dispatch, result saving and finishing."""

@@ -1,0 +1,318 @@
+"""The per-job JetStream task queue: one stream and one durable pull consumer per job.
+
+Each job's tasks live in their own stream (`<namespace>_job_<id>`), so cleaning up a job is
+deleting one stream. Messages are acknowledged explicitly, only after the result is saved,
+and the ack is confirmed by the server (`+ACK` sent as a request, its reply awaited).
+
+All calls are synchronous (Django views and Celery tasks are); they run on one asyncio loop
+per process, in a background thread that keeps one NATS connection open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import nats
+from django.conf import settings
+from django.db import connections
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import api
+from nats.js.errors import NotFoundError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TASK_ID_HEADER = "Nats-Msg-Id"
+STATUS_HEADER = "Status"
+# Statuses that end a no_wait pull: 404 no messages, 408 request expired, 409 e.g. deleted.
+END_OF_PULL = {"404", "408", "409"}
+NO_RESPONDERS = "503"
+
+__all__ = [
+    "NatsError",
+    "NoRespondersError",
+    "NatsTimeoutError",
+    "ReservedTask",
+    "TaskQueueGone",
+    "ack",
+    "consumer_state",
+    "delete_queue",
+    "publish_tasks",
+    "reserve",
+]
+
+
+class TaskQueueGone(RuntimeError):
+    """The job's stream or consumer does not exist (never created, or deleted at the end)."""
+
+
+@dataclass(frozen=True)
+class ReservedTask:
+    payload: dict
+    reply_subject: str
+    delivered: int
+
+
+@dataclass(frozen=True)
+class QueueState:
+    pending: int
+    ack_pending: int
+    redelivered: int
+    delivered: int
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
+
+
+def namespace() -> str:
+    """`NATS_NAMESPACE`, else the name of the database in use (read at call time)."""
+    return _safe(settings.NATS_NAMESPACE or str(connections["default"].settings_dict["NAME"]))
+
+
+def stream_name(job_id: int) -> str:
+    return f"{namespace()}_job_{job_id}"
+
+
+def subject(job_id: int) -> str:
+    return f"{namespace()}.job.{job_id}.tasks"
+
+
+def consumer_name(job_id: int) -> str:
+    return f"job_{job_id}_workers"
+
+
+class _Bridge:
+    """One NATS connection on an event loop in a daemon thread; callable from any thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="nats")
+        self.thread.start()
+        self.client: Client | None = None
+        self.lock = asyncio.Lock()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError as exc:
+            future.cancel()
+            raise NatsTimeoutError from exc
+
+    async def connection(self) -> Client:
+        async with self.lock:
+            if self.client is None or self.client.is_closed:
+                self.client = await nats.connect(
+                    settings.NATS_URL,
+                    connect_timeout=settings.NATS_REQUEST_TIMEOUT,
+                    max_reconnect_attempts=-1,
+                    error_cb=_log_error,
+                )
+            return self.client
+
+
+async def _log_error(exc: Exception) -> None:
+    logger.warning("NATS connection error: %s", exc)
+
+
+_bridge: _Bridge | None = None
+_bridge_lock = threading.Lock()
+
+
+def _get_bridge() -> _Bridge:
+    global _bridge
+    with _bridge_lock:
+        if _bridge is None:
+            _bridge = _Bridge()
+        return _bridge
+
+
+def _forget_bridge_after_fork() -> None:
+    # A forked child (a Celery pool process) must not share its parent's socket or loop.
+    global _bridge, _bridge_lock
+    _bridge = None
+    _bridge_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_bridge_after_fork)
+
+
+def _call(coro_fn, *args: Any, timeout: float | None = None) -> Any:
+    bridge = _get_bridge()
+    limit = timeout if timeout is not None else settings.NATS_REQUEST_TIMEOUT * 3
+
+    async def call() -> Any:
+        return await coro_fn(await bridge.connection(), *args)
+
+    return bridge.run(call(), limit)
+
+
+# -- operations ---------------------------------------------------------------------------------
+async def _create_queue(nc: Client, job_id: int, fresh: bool) -> None:
+    js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
+    if fresh:
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(stream_name(job_id))
+    await js.add_stream(
+        name=stream_name(job_id),
+        subjects=[subject(job_id)],
+        retention=api.RetentionPolicy.WORK_QUEUE,
+        storage=api.StorageType.FILE,
+        duplicate_window=3600.0,
+    )
+    await js.add_consumer(
+        stream_name(job_id),
+        api.ConsumerConfig(
+            durable_name=consumer_name(job_id),
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=settings.NATS_TASK_ACK_WAIT,
+            max_deliver=settings.NATS_TASK_MAX_DELIVER,
+            max_ack_pending=-1,
+            filter_subject=subject(job_id),
+        ),
+    )
+
+
+async def _publish(nc: Client, job_id: int, payloads: list[dict]) -> int:
+    js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
+    chunk = 200
+    for start in range(0, len(payloads), chunk):
+        await asyncio.gather(
+            *(
+                js.publish(
+                    subject(job_id),
+                    json.dumps(payload).encode(),
+                    stream=stream_name(job_id),
+                    headers={TASK_ID_HEADER: f"{job_id}-{payload['image_id']}"},
+                )
+                for payload in payloads[start : start + chunk]
+            )
+        )
+    return len(payloads)
+
+
+def publish_tasks(job_id: int, payloads: list[dict], *, fresh: bool) -> int:
+    """Create the job's stream and consumer and publish one message per task.
+
+    `fresh` deletes a leftover stream of the same name first. Republishing the same task is
+    harmless: the message id `<job>-<image>` is deduplicated by the stream.
+    """
+    timeout = settings.NATS_REQUEST_TIMEOUT * (3 + len(payloads) / 200)
+    _call(_create_queue, job_id, fresh)
+    return _call(_publish, job_id, payloads, timeout=timeout)
+
+
+async def _reserve(nc: Client, job_id: int, count: int) -> list[ReservedTask]:
+    # One `no_wait` pull request: the server answers at once with what is available and an
+    # end-of-pull status, so no pull request outlives this call and no message is delivered
+    # to an inbox nobody reads (it would sit unacked until ack_wait expires).
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    tasks: list[ReservedTask] = []
+    try:
+        await nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream_name(job_id)}.{consumer_name(job_id)}",
+            json.dumps({"batch": count, "no_wait": True}).encode(),
+            reply=inbox,
+        )
+        while len(tasks) < count:
+            try:
+                msg = await sub.next_msg(timeout=settings.NATS_REQUEST_TIMEOUT)
+            except NatsTimeoutError:
+                break
+            status = (msg.headers or {}).get(STATUS_HEADER)
+            if status == NO_RESPONDERS:
+                raise TaskQueueGone(f"job {job_id} has no task queue")
+            if status in END_OF_PULL:
+                if status == "409" or (not tasks and _missing(msg)):
+                    raise TaskQueueGone(f"job {job_id}: {msg.headers}")
+                break
+            if status:
+                continue
+            tasks.append(ReservedTask(json.loads(msg.data), msg.reply, msg.metadata.num_delivered))
+    finally:
+        await sub.unsubscribe()
+    return tasks
+
+
+def _missing(msg: Any) -> bool:
+    description = (msg.headers or {}).get("Description", "").lower()
+    return "consumer" in description and "not found" in description
+
+
+async def _consumer_exists(nc: Client, job_id: int) -> None:
+    js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
+    try:
+        await js.consumer_info(stream_name(job_id), consumer_name(job_id))
+    except NotFoundError as exc:
+        raise TaskQueueGone(f"job {job_id} has no task queue") from exc
+
+
+def reserve(job_id: int, count: int) -> list[ReservedTask]:
+    """Take up to `count` tasks from the job's queue without waiting for more to arrive."""
+    try:
+        return _call(_reserve, job_id, count)
+    except NoRespondersError as exc:
+        raise TaskQueueGone(f"job {job_id} has no task queue") from exc
+
+
+def ensure_queue_exists(job_id: int) -> None:
+    """Raise TaskQueueGone unless the job's consumer exists."""
+    _call(_consumer_exists, job_id)
+
+
+async def _ack(nc: Client, reply_subject: str) -> None:
+    await nc.request(reply_subject, b"+ACK", timeout=settings.NATS_REQUEST_TIMEOUT)
+
+
+def ack(reply_subject: str) -> None:
+    """Acknowledge one task and wait for the server's confirmation.
+
+    Raises NatsTimeoutError (or NoRespondersError when the stream is gone) if unconfirmed.
+    """
+    _call(_ack, reply_subject)
+
+
+async def _delete(nc: Client, job_id: int) -> bool:
+    js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
+    try:
+        return await js.delete_stream(stream_name(job_id))
+    except NotFoundError:
+        return False
+
+
+def delete_queue(job_id: int) -> bool:
+    """Delete the job's stream (and with it its consumer); False if there was none."""
+    return _call(_delete, job_id)
+
+
+async def _state(nc: Client, job_id: int) -> QueueState | None:
+    js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
+    try:
+        info = await js.consumer_info(stream_name(job_id), consumer_name(job_id))
+    except NotFoundError:
+        return None
+    return QueueState(
+        pending=info.num_pending or 0,
+        ack_pending=info.num_ack_pending or 0,
+        redelivered=info.num_redelivered or 0,
+        delivered=(info.delivered.stream_seq if info.delivered else 0) or 0,
+    )
+
+
+def consumer_state(job_id: int) -> QueueState | None:
+    """The consumer's counters (for tests and the demo), or None if the queue is gone."""
+    return _call(_state, job_id)

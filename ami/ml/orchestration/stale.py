@@ -1,0 +1,47 @@
+"""The stale-job check: finalize running jobs that have shown no sign of life for too long."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from ami.jobs.locking import close_stages, pending_task_count, stale_job_ids, transition_if_stale
+from ami.jobs.logging import job_logger
+from ami.jobs.states import JobStatus
+from ami.ml.orchestration.finish import remove_queue
+
+logger = logging.getLogger(__name__)
+
+
+def check_stale_jobs(stale_after: float | None = None) -> list[int]:
+    """Finalize every stale job; return the ids finalized.
+
+    A job whose images all have results only missed its finishing step: it ends SUCCESS.
+    Any other stale job ends FAILURE with the reason. CREATED and final jobs are never
+    touched, and a heartbeat that arrives during the check keeps the job alive.
+    """
+    seconds = settings.JOB_STALE_AFTER if stale_after is None else stale_after
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    finalized = []
+    for job_id in stale_job_ids(cutoff):
+        pending = pending_task_count(job_id)
+        if pending == 0:
+            target, reason = JobStatus.SUCCESS, ""
+        else:
+            target = JobStatus.FAILURE
+            reason = f"no heartbeat for {seconds:.0f}s; {pending} images never got a result"
+        if not transition_if_stale(job_id, target, cutoff, reason):
+            continue
+        close_stages(job_id)
+        remove_queue(job_id)
+        finalized.append(job_id)
+        if target == JobStatus.FAILURE:
+            job_logger(job_id).error("Stale job finalized: %s", reason)
+        else:
+            job_logger(job_id).info("Stale job finalized: every image had a result")
+    if finalized:
+        logger.info("Finalized stale jobs: %s", finalized)
+    return finalized

@@ -1,0 +1,111 @@
+"""Run a set of child processes and stop all of them, their own children included.
+
+Each child gets its own session (so its own process group): Ctrl-C in the terminal reaches
+only the supervising process, which then stops the children in order, each group with
+SIGTERM first and SIGKILL for whatever is left after a grace period. A Celery worker's pool
+processes are in their parent's group, so they go with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+STOP_GRACE = 20.0  # seconds a group gets to exit after SIGTERM
+POLL_INTERVAL = 0.1  # seconds
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pgid(self) -> int:
+        return self.process.pid
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of the group exists (zombies of our own children reaped)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids whose process group is `pgid` (read from /proc; zombies included)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+class Supervisor:
+    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+        self.log_dir = log_dir
+        self.env = env
+        self.children: list[Child] = []
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, argv: list[str]) -> Child:
+        log_path = self.log_dir / f"{name}.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=True,
+            )
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    def exited(self) -> list[Child]:
+        return [child for child in self.children if child.process.poll() is not None]
+
+    def stop(self, names: list[str] | None = None, grace: float = STOP_GRACE) -> None:
+        """SIGTERM the groups (all, or those named), wait, then SIGKILL what is left."""
+        chosen = [c for c in self.children if names is None or c.name in names]
+        for child in chosen:
+            _signal_group(child.pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for child in chosen:
+            while time.monotonic() < deadline and (
+                child.process.poll() is None or group_alive(child.pgid)
+            ):
+                time.sleep(POLL_INTERVAL)
+        for child in chosen:
+            _signal_group(child.pgid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=5)
+        self.children = [c for c in self.children if c not in chosen]
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -1,0 +1,1 @@
+"""`ami worker`: the reference processing service (no Django: it talks to the API over HTTP)."""

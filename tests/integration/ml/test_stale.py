@@ -1,0 +1,72 @@
+"""The stale-job check finalizes dead jobs and leaves live, new and finished ones alone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from ami.jobs.lifecycle import create_job
+from ami.jobs.locking import transition
+from ami.jobs.models import ImageTask, Job
+from ami.jobs.states import JobStatus, StageStatus, TaskState
+from ami.ml.orchestration import nats
+from ami.ml.orchestration.stale import check_stale_jobs
+from tests.integration.ml.conftest import start
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LONG_AGO = timedelta(hours=2)
+
+
+def age(job: Job) -> None:
+    old = timezone.now() - LONG_AGO
+    Job.objects.filter(pk=job.pk).update(created_at=old, started_at=old, last_heartbeat_at=old)
+
+
+def test_dead_job_is_failed_with_the_reason_and_its_queue_removed(project, pipeline, images):
+    dead = start(create_job(project, pipeline, "dead"))
+    age(dead)
+    assert check_stale_jobs(stale_after=600) == [dead.pk]
+    dead.refresh_from_db()
+    assert dead.status == JobStatus.FAILURE
+    assert "no heartbeat" in dead.failure_reason and "5 images" in dead.failure_reason
+    assert nats.consumer_state(dead.pk) is None
+    assert set(dead.stages.values_list("status", flat=True)) <= {
+        StageStatus.SUCCESS,
+        StageStatus.FAILURE,
+    }
+
+
+def test_completed_new_and_live_jobs_are_left_alone(project, pipeline, images):
+    completed = create_job(project, pipeline, "completed")
+    transition(completed.pk, JobStatus.STARTED)
+    transition(completed.pk, JobStatus.SUCCESS)
+    age(completed)
+    just_created = create_job(project, pipeline, "just created")
+    old_but_never_started = create_job(project, pipeline, "created long ago")
+    age(old_but_never_started)
+    live = start(create_job(project, pipeline, "live"))
+    assert check_stale_jobs(stale_after=600) == []
+    statuses = dict(
+        Job.objects.filter(
+            pk__in=[completed.pk, just_created.pk, old_but_never_started.pk, live.pk]
+        ).values_list("pk", "status")
+    )
+    assert statuses == {
+        completed.pk: JobStatus.SUCCESS,
+        just_created.pk: JobStatus.CREATED,
+        old_but_never_started.pk: JobStatus.CREATED,
+        live.pk: JobStatus.STARTED,
+    }
+    nats.delete_queue(live.pk)
+
+
+def test_stale_job_whose_images_all_have_results_ends_success(project, pipeline, images):
+    job = start(create_job(project, pipeline, "missed its finish"))
+    ImageTask.objects.filter(job=job).update(state=TaskState.DONE)
+    age(job)
+    assert check_stale_jobs(stale_after=600) == [job.pk]
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCESS
