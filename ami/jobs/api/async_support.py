@@ -11,10 +11,10 @@ import binascii
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.contrib.auth import aauthenticate
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.http import HttpRequest, JsonResponse
 
 from ami.jobs.api.access import visible_jobs
@@ -33,6 +33,24 @@ def _fresh_connection_call(func: Callable[..., T], *args: Any) -> T:
 async def db(func: Callable[..., T], *args: Any) -> T:
     """Run a blocking database call on the shared pool and return its result."""
     return await sync_to_async(_fresh_connection_call, thread_sensitive=False)(func, *args)
+
+
+def release_request_thread() -> None:
+    """Let the request's own worker thread go for the rest of a long response.
+
+    Django's middleware runs its sync hooks in a thread kept for the whole request (asgiref's
+    thread-sensitive context), so each open stream would park one idle thread and its
+    database connection. Called from inside the response body (after the middleware ran),
+    this closes that connection and shuts the thread down; the stream's own queries use the
+    shared pool (`db`). Anything thread-sensitive later in the request gets a fresh thread.
+    """
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if context is None or getattr(context, "_executor", None) is not None:
+        return  # no context, or one whose executor belongs to someone else
+    executor = SyncToAsync.context_to_thread_executor.pop(context, None)
+    if executor is not None:
+        executor.submit(connections.close_all)
+        executor.shutdown(wait=False)
 
 
 async def authenticated_user(request: HttpRequest) -> AbstractBaseUser | None:

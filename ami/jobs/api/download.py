@@ -13,7 +13,12 @@ from collections.abc import AsyncIterator, Callable
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from ami.jobs.api.async_support import bad_query_response, db, visible_job
+from ami.jobs.api.async_support import (
+    bad_query_response,
+    db,
+    release_request_thread,
+    visible_job,
+)
 from ami.jobs.api.horizon import safe_horizon
 from ami.jobs.api.log_query import (
     BadLogQuery,
@@ -49,6 +54,7 @@ async def log_chunks(
     job_id: int, filters: LogFilters, render: Callable[[dict], str]
 ) -> AsyncIterator[bytes]:
     """The job's lines up to the horizon at start, oldest first, one chunk per batch."""
+    release_request_thread()
     horizon = await db(safe_horizon)
     cursor = 0
     while cursor < horizon:

@@ -16,7 +16,12 @@ from collections.abc import AsyncIterator
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from ami.jobs.api.async_support import bad_query_response, db, visible_job
+from ami.jobs.api.async_support import (
+    bad_query_response,
+    db,
+    release_request_thread,
+    visible_job,
+)
 from ami.jobs.api.horizon import safe_horizon, sequence_position
 from ami.jobs.api.log_query import (
     BadLogQuery,
@@ -62,6 +67,7 @@ async def log_events(
     job_id: int, cursor: int | None, filters: LogFilters, tail: int
 ) -> AsyncIterator[str]:
     """History (from `cursor`, or the newest `tail` lines), then live lines, then `end`."""
+    release_request_thread()
     yield f"retry: {RETRY_MS}\n\n"
     if cursor is None:
         rows, cursor = await db(_history, job_id, filters, tail)
