@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
+from django.db import connections
 
 STARTUP_TIMEOUT = 30.0  # seconds
 
@@ -25,6 +28,7 @@ def free_port() -> int:
 def uvicorn_server(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
     """Start uvicorn on a free port; yield (base URL, pid); stop it at the end."""
     port = free_port()
+    env = {name: value for name, value in env.items() if name != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     command = [sys.executable, "-m", "uvicorn", "ami.asgi:application"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     with log_path.open("wb") as log:
@@ -53,3 +57,24 @@ def _wait_ready(process: subprocess.Popen, base: str, log_path: Path) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     raise RuntimeError(f"uvicorn did not answer within {STARTUP_TIMEOUT}s:\n{log_path.read_text()}")
+
+
+def database_url() -> str:
+    """The URL of the test database (valid once pytest-django has set it up)."""
+    settings = connections["default"].settings_dict
+    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+    host, port = settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432
+    return f"postgres://{settings['USER'] or 'postgres'}{password}@{host}:{port}/{settings['NAME']}"
+
+
+@pytest.fixture(scope="module")
+def asgi_server(django_db_setup, tmp_path_factory):
+    """A real uvicorn process on the test database, polling fast: (base URL, pid)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "AMI_SSE_POLL_SECONDS": "0.05",
+        "AMI_SSE_HEARTBEAT_SECONDS": "0.5",
+    }
+    with uvicorn_server(env, tmp_path_factory.mktemp("uvicorn") / "server.log") as server:
+        yield server

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 from django.test import Client
 from rest_framework.test import APIClient
 
 from ami.jobs.lifecycle import create_job
 from ami.jobs.models import Job, JobLog
 from ami.main.models import Project
-from tests.asgi_server import uvicorn_server
+from tests.asgi_server import asgi_server  # noqa: F401  (a fixture)
 
 LEVELS = [logging.DEBUG, logging.INFO, logging.INFO, logging.WARNING, logging.ERROR]
 
@@ -61,25 +59,6 @@ def add_lines(job: Job, count: int, *, start: int = 0) -> list[JobLog]:
         JobLog(job=job, level=LEVELS[i % len(LEVELS)], message=f"line {i}", context={"i": i})
         for i in range(start, start + count)
     )
-
-
-@pytest.fixture(scope="module")
-def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real uvicorn process on the test database: (base URL, pid)."""
-    settings = connections["default"].settings_dict
-    url = (
-        f"postgres://{settings['USER'] or 'postgres'}"
-        f"{':' + settings['PASSWORD'] if settings['PASSWORD'] else ''}"
-        f"@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/{settings['NAME']}"
-    )
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "AMI_SSE_POLL_SECONDS": "0.05",
-        "AMI_SSE_HEARTBEAT_SECONDS": "0.5",
-    }
-    with uvicorn_server(env, tmp_path_factory.mktemp("uvicorn") / "server.log") as server:
-        yield server
 
 
 @pytest.fixture
