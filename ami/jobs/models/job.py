@@ -6,14 +6,23 @@ updates); `save()` has no side effects.
 
 from __future__ import annotations
 
+import logging
+
 from django.db import models
 
 from ami.jobs.logging import JobLoggerAdapter, job_logger
 from ami.jobs.states import FINAL_STATES, JobStatus, StageKey, StageStatus, TaskState
 
+LEGACY_LOGS_LIMIT = 1000  # lines: what old readers of `job.logs` got from the JSON column
+
 
 def empty_legacy_logs() -> dict:
     return {"stdout": [], "stderr": []}
+
+
+def format_legacy_line(created_at, level: int, message: str) -> str:
+    """One line as the legacy JSON column held it: `[2024-01-31 12:00:00] ERROR message`."""
+    return f"[{created_at:%Y-%m-%d %H:%M:%S}] {logging.getLevelName(level)} {message}"
 
 
 class Job(models.Model):
@@ -51,6 +60,34 @@ class Job(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATES
+
+    @property
+    def logs(self) -> dict[str, list[str]]:
+        """The legacy `{stdout, stderr}` shape for old readers; see `recent_logs`."""
+        return self.recent_logs(LEGACY_LOGS_LIMIT)
+
+    def recent_logs(self, limit: int) -> dict[str, list[str]]:
+        """The newest `limit` JobLog lines, newest first, as `{stdout, stderr}`.
+
+        `stdout` holds every line and `stderr` the ERROR-and-above ones among them, as the
+        legacy column did. A job with no JobLog rows (written before the table existed and
+        not backfilled) is served from the legacy JSON column, capped the same way.
+        """
+        if limit <= 0:
+            return empty_legacy_logs()
+        rows = list(
+            self.log_entries.order_by("-id").values_list("created_at", "level", "message")[:limit]
+        )
+        if not rows:
+            legacy = self.legacy_logs or {}
+            return {
+                "stdout": list(legacy.get("stdout", []))[:limit],
+                "stderr": list(legacy.get("stderr", []))[:limit],
+            }
+        return {
+            "stdout": [format_legacy_line(*row) for row in rows],
+            "stderr": [format_legacy_line(*row) for row in rows if row[1] >= logging.ERROR],
+        }
 
 
 class JobStage(models.Model):

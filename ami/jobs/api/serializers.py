@@ -1,0 +1,117 @@
+"""Job serializers: the list shape (no logs) and the detail shape (stages, counters, logs)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ami.jobs.models import Job, JobStage
+from ami.main.models import Project
+from ami.ml.models import Pipeline
+
+
+class JobStageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobStage
+        fields = [
+            "key",
+            "status",
+            "progress",
+            "total",
+            "processed",
+            "failed",
+            "detections",
+            "classifications",
+            "updated_at",
+        ]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    """A job without its log: what the list returns (stages come from one prefetch)."""
+
+    stages = JobStageSerializer(many=True, read_only=True)
+    progress = serializers.SerializerMethodField()
+    is_final = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "name",
+            "project",
+            "pipeline",
+            "status",
+            "is_final",
+            "progress",
+            "params",
+            "failure_reason",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "last_heartbeat_at",
+            "stages",
+        ]
+        read_only_fields = fields
+
+    def get_progress(self, job: Job) -> float:
+        """Overall progress: the mean of the stages' progress."""
+        stages = list(job.stages.all())
+        return sum(stage.progress for stage in stages) / len(stages) if stages else 0.0
+
+
+class LegacyLogsSerializer(serializers.Serializer):
+    stdout = serializers.ListField(child=serializers.CharField())
+    stderr = serializers.ListField(child=serializers.CharField())
+
+
+class JobDetailSerializer(JobSerializer):
+    """A job with `logs: {stdout, stderr}` for old clients (`logs_limit` newest lines)."""
+
+    logs = serializers.SerializerMethodField()
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "logs"]
+        read_only_fields = fields
+
+    @extend_schema_field(LegacyLogsSerializer)
+    def get_logs(self, job: Job) -> dict[str, list[str]]:
+        return job.recent_logs(self.context["logs_limit"])
+
+
+class JobCreateSerializer(serializers.Serializer):
+    """What a user gives to create a job; `project` must be one of theirs."""
+
+    project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none())
+    pipeline = serializers.PrimaryKeyRelatedField(
+        queryset=Pipeline.objects.all(), allow_null=True, required=False
+    )
+    name = serializers.CharField(max_length=200)
+    params = serializers.DictField(required=False, default=dict)
+    start = serializers.BooleanField(
+        required=False, default=False, help_text="Queue the job right away"
+    )
+
+    def __init__(self, *args, projects=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if projects is not None:
+            self.fields["project"].queryset = projects
+
+
+class LogLineSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    level = serializers.IntegerField()
+    level_name = serializers.CharField()
+    message = serializers.CharField()
+    context = serializers.DictField()
+
+
+class LogPageSerializer(serializers.Serializer):
+    results = LogLineSerializer(many=True)
+    horizon = serializers.IntegerField(help_text="Lines above this id are not served yet")
+    newer_cursor = serializers.IntegerField(help_text="Pass as `after` for the next lines")
+    older_cursor = serializers.IntegerField(
+        allow_null=True, help_text="Pass as `before` for older lines; null when none are left"
+    )
+    newer = serializers.CharField(help_text="URL of the next (newer) page")
+    older = serializers.CharField(allow_null=True, help_text="URL of the older page")

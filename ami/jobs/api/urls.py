@@ -1,0 +1,10 @@
+from django.urls import path
+
+from ami.jobs.api.download import log_download
+from ami.jobs.api.stream import log_stream
+
+# The streamed log endpoints are plain async Django views (DRF views are synchronous).
+urlpatterns = [
+    path("jobs/<int:pk>/logs/stream", log_stream, name="job-logs-stream"),
+    path("jobs/<int:pk>/logs/download", log_download, name="job-logs-download"),
+]

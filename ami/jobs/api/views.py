@@ -1,0 +1,191 @@
+"""The jobs API: list, detail, create, start/cancel/retry, and the paginated log."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from django.http import QueryDict
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ami.jobs import lifecycle
+from ami.jobs.api.access import USER_AUTHENTICATION, visible_jobs, visible_projects
+from ami.jobs.api.horizon import safe_horizon
+from ami.jobs.api.log_query import BadLogQuery, LogPage, fetch_page, parse_int, parse_page_request
+from ami.jobs.api.serializers import (
+    JobCreateSerializer,
+    JobDetailSerializer,
+    JobSerializer,
+    LogPageSerializer,
+)
+from ami.jobs.models import JobStage
+from ami.jobs.states import JobStatus
+
+LOGS_LIMIT_DEFAULT = 1000  # lines in the detail's legacy `logs`
+LOGS_LIMIT_MAX = 5000
+
+
+class JobPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+
+
+LOG_PARAMETERS = [
+    OpenApiParameter("after", int, description="Lines with a larger id, oldest first"),
+    OpenApiParameter("before", int, description="Lines with a smaller id, newest first"),
+    OpenApiParameter("limit", int, description="Lines per page (default 100, at most 1000)"),
+    OpenApiParameter("level", str, description="Minimum level: a name (warning) or a number"),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="Lines at or after this time"),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="Lines at or before this time"),
+    OpenApiParameter("q", str, description="Text the message contains (case-insensitive)"),
+]
+
+
+def bad_request(error: BadLogQuery) -> ValidationError:
+    return ValidationError(error.errors)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("project", int),
+            OpenApiParameter("pipeline", int),
+            OpenApiParameter("status", str, enum=JobStatus.values),
+        ]
+    ),
+    retrieve=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "logs_limit", int, description="Newest lines in `logs` (default 1000, max 5000)"
+            )
+        ]
+    ),
+)
+class JobViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    authentication_classes = USER_AUTHENTICATION
+    pagination_class = JobPagination
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        stages = Prefetch("stages", queryset=JobStage.objects.order_by("id"))
+        jobs = visible_jobs(self.request.user).prefetch_related(stages).order_by("-id")
+        if self.action == "list":
+            jobs = self._filter(jobs, self.request.query_params)
+        return jobs
+
+    def _filter(self, jobs, params: QueryDict):
+        try:
+            for name in ("project", "pipeline"):
+                value = parse_int(params, name, minimum=1)
+                if value is not None:
+                    jobs = jobs.filter(**{f"{name}_id": value})
+        except BadLogQuery as error:
+            raise bad_request(error) from None
+        job_status = params.get("status")
+        if job_status:
+            if job_status not in JobStatus.values:
+                allowed = ", ".join(JobStatus.values)
+                raise ValidationError(
+                    {"status": f"unknown status {job_status!r}; one of {allowed}"}
+                )
+            jobs = jobs.filter(status=job_status)
+        return jobs
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return JobDetailSerializer
+        if self.action == "create":
+            return JobCreateSerializer
+        return JobSerializer
+
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        if self.action == "retrieve":
+            try:
+                limit = parse_int(
+                    self.request.query_params, "logs_limit", minimum=0, maximum=LOGS_LIMIT_MAX
+                )
+            except BadLogQuery as error:
+                raise bad_request(error) from None
+            context["logs_limit"] = LOGS_LIMIT_DEFAULT if limit is None else limit
+        return context
+
+    @extend_schema(request=JobCreateSerializer, responses={201: JobDetailSerializer})
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        serializer = JobCreateSerializer(data=request.data, projects=visible_projects(request.user))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = lifecycle.create_job(
+            data["project"], data.get("pipeline"), data["name"], data["params"]
+        )
+        if data["start"]:
+            lifecycle.start_job(job.pk)
+        return Response(self._detail(job.pk), status=status.HTTP_201_CREATED)
+
+    def _detail(self, job_id: int) -> dict:
+        job = self.get_queryset().get(pk=job_id)
+        context = {**self.get_serializer_context(), "logs_limit": LOGS_LIMIT_DEFAULT}
+        return JobDetailSerializer(job, context=context).data
+
+    def _act(self, ok: bool, job_id: int, refusal: str) -> Response:
+        if not ok:
+            return Response({"detail": refusal}, status=status.HTTP_409_CONFLICT)
+        return Response(self._detail(job_id))
+
+    @extend_schema(request=None, responses={200: JobDetailSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk=None) -> Response:
+        job = self.get_object()
+        return self._act(lifecycle.start_job(job.pk), job.pk, f"job is {job.status}, not startable")
+
+    @extend_schema(request=None, responses={200: JobDetailSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk=None) -> Response:
+        job = self.get_object()
+        return self._act(lifecycle.cancel_job(job.pk), job.pk, f"job is already {job.status}")
+
+    @extend_schema(request=None, responses={201: JobDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk=None) -> Response:
+        new_job = lifecycle.retry_job(self.get_object().pk)
+        return Response(self._detail(new_job.pk), status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=LOG_PARAMETERS, responses=LogPageSerializer)
+    @action(detail=True, methods=["get"])
+    def logs(self, request: Request, pk=None) -> Response:
+        job = self.get_object()
+        try:
+            page_request = parse_page_request(request.query_params)
+        except BadLogQuery as error:
+            raise bad_request(error) from None
+        page = fetch_page(job.pk, page_request, safe_horizon())
+        return Response(self._page_body(request, page_request, page))
+
+    def _page_body(self, request: Request, page_request, page: LogPage) -> dict:
+        base = {**page_request.filters.as_params(), "limit": page_request.limit}
+        url = request.build_absolute_uri(request.path)
+        newer = QueryDict(mutable=True)
+        newer.update({**base, "after": page.newer_cursor})
+        older = None
+        if page.older_cursor is not None:
+            older_params = QueryDict(mutable=True)
+            older_params.update({**base, "before": page.older_cursor})
+            older = f"{url}?{older_params.urlencode()}"
+        return {
+            "results": page.rows,
+            "horizon": page.horizon,
+            "newer_cursor": page.newer_cursor,
+            "older_cursor": page.older_cursor,
+            "newer": f"{url}?{newer.urlencode()}",
+            "older": older,
+        }

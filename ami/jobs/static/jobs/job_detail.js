@@ -1,0 +1,238 @@
+// The live job page: stage progress polled from the detail API, the log from the
+// paginated API (newest first, older pages on demand) and live lines from the SSE stream.
+(() => {
+  "use strict";
+  const root = document.getElementById("job-page");
+  if (!root) return;
+  const jobId = root.dataset.jobId;
+  const api = `/api/jobs/${jobId}/`;
+  const PAGE = 200; // lines per request for older pages
+  const MAX_LINES = 3000; // DOM cap: the oldest rendered lines are dropped past this
+  const POLL_MS = 1000;
+
+  const $ = (id) => document.getElementById(id);
+  const logEl = $("log");
+  const state = {
+    final: root.dataset.final === "true",
+    newest: 0, // cursor: the stream resumes after this id
+    older: null, // cursor: `before` for the next older page, null when none
+    paused: false,
+    detached: false, // the user paged so far back that the newest lines were dropped
+    source: null,
+    pending: [], // live lines waiting for the next animation frame
+    generation: 0, // bumps on every filter change, so late responses are ignored
+  };
+
+  // ---- progress ------------------------------------------------------------------------
+  function renderJob(job) {
+    const status = $("job-status");
+    status.textContent = job.status;
+    status.className = `status status-${job.status.toLowerCase()}`;
+    $("cancel-job").disabled = job.is_final;
+    const failure = $("job-failure");
+    failure.textContent = job.failure_reason;
+    failure.hidden = !job.failure_reason;
+    for (const stage of job.stages) {
+      const el = root.querySelector(`.stage[data-stage="${stage.key}"]`);
+      if (!el) continue;
+      el.querySelector(".stage-bar").value = stage.progress;
+      el.querySelector(".stage-percent").textContent = `${Math.round(stage.progress * 100)}%`;
+      el.querySelector(".stage-status").textContent = stage.status;
+      for (const name of ["processed", "total", "failed", "detections", "classifications"]) {
+        el.querySelector(`.c-${name}`).textContent = stage[name];
+      }
+    }
+    state.final = job.is_final;
+  }
+
+  async function pollJob() {
+    try {
+      const response = await fetch(`${api}?logs_limit=0`, { credentials: "same-origin" });
+      if (response.ok) renderJob(await response.json());
+    } finally {
+      if (!state.final) setTimeout(pollJob, POLL_MS);
+    }
+  }
+
+  async function act(action) {
+    const response = await fetch(`${api}${action}`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": root.dataset.csrf },
+    });
+    const body = await response.json();
+    if (action === "retry" && response.ok) window.location = `/jobs/${body.id}/`;
+    else if (response.ok) renderJob(body);
+    else setLogState(body.detail || `${action} failed`);
+  }
+
+  // ---- log -------------------------------------------------------------------------------
+  function filterQuery() {
+    const params = new URLSearchParams();
+    const level = $("log-level").value;
+    const q = $("log-search").value.trim();
+    if (level) params.set("level", level);
+    if (q) params.set("q", q);
+    return params;
+  }
+
+  function lineNode(line) {
+    const row = document.createElement("div");
+    row.className = `line lvl-${Math.min(50, Math.floor(line.level / 10) * 10)}`;
+    row.dataset.id = line.id;
+    const ts = document.createElement("span");
+    ts.className = "ts";
+    ts.textContent = line.created_at.slice(11, 23);
+    ts.title = line.created_at;
+    const lvl = document.createElement("span");
+    lvl.className = "lvl";
+    lvl.textContent = line.level_name;
+    const msg = document.createElement("span");
+    msg.className = "msg";
+    msg.textContent = line.message;
+    row.append(ts, lvl, msg);
+    return row;
+  }
+
+  function setLogState(text) {
+    $("log-state").textContent = text;
+  }
+
+  function trimOldest() {
+    let dropped = false;
+    while (logEl.childElementCount > MAX_LINES) {
+      logEl.lastElementChild.remove();
+      dropped = true;
+    }
+    if (dropped) state.older = Number(logEl.lastElementChild.dataset.id);
+    updateOlderButton();
+  }
+
+  function updateOlderButton() {
+    $("log-older").hidden = state.older === null;
+  }
+
+  // Lines newest first: `lines` arrive oldest first, so each goes on top of the previous.
+  function showLive(lines) {
+    const fragment = document.createDocumentFragment();
+    for (let i = lines.length - 1; i >= 0; i--) fragment.append(lineNode(lines[i]));
+    logEl.prepend(fragment);
+    trimOldest();
+  }
+
+  function flushPending() {
+    const lines = state.pending;
+    state.pending = [];
+    if (lines.length && !state.detached) showLive(lines);
+  }
+
+  function openStream() {
+    closeStream();
+    if (state.paused || state.detached) return;
+    const params = filterQuery();
+    params.set("after", state.newest);
+    params.set("tail", "0");
+    const source = new EventSource(`${api}logs/stream?${params}`);
+    state.source = source;
+    source.onopen = () => setLogState("live");
+    source.addEventListener("log", (event) => {
+      const line = JSON.parse(event.data);
+      if (line.id <= state.newest) return;
+      state.newest = line.id;
+      if (state.pending.push(line) === 1) requestAnimationFrame(flushPending);
+    });
+    source.addEventListener("end", () => {
+      closeStream();
+      setLogState("job finished · log complete");
+    });
+    source.onerror = () => {
+      if (state.source === source) setLogState("reconnecting…");
+    };
+  }
+
+  function closeStream() {
+    if (state.source) state.source.close();
+    state.source = null;
+  }
+
+  async function fetchPage(params) {
+    const response = await fetch(`${api}logs?${params}`, { credentials: "same-origin" });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new Error(Object.values(body).join("; ") || response.statusText);
+    }
+    return response.json();
+  }
+
+  async function loadNewest() {
+    const generation = ++state.generation;
+    closeStream();
+    state.pending = [];
+    state.detached = false;
+    $("log-jump").hidden = true;
+    const params = filterQuery();
+    params.set("limit", PAGE);
+    try {
+      const page = await fetchPage(params);
+      if (generation !== state.generation) return;
+      logEl.replaceChildren(...page.results.map(lineNode));
+      state.newest = page.newer_cursor;
+      state.older = page.older_cursor;
+      updateOlderButton();
+      if (state.paused) setLogState("paused");
+      openStream();
+    } catch (error) {
+      setLogState(`error: ${error.message}`);
+    }
+  }
+
+  async function loadOlder() {
+    if (state.older === null) return;
+    const generation = state.generation;
+    const params = filterQuery();
+    params.set("before", state.older);
+    params.set("limit", PAGE);
+    const page = await fetchPage(params);
+    if (generation !== state.generation) return;
+    logEl.append(...page.results.map(lineNode));
+    state.older = page.older_cursor;
+    let droppedNewest = false;
+    while (logEl.childElementCount > MAX_LINES) {
+      logEl.firstElementChild.remove();
+      droppedNewest = true;
+    }
+    if (droppedNewest) {
+      state.detached = true;
+      closeStream();
+      $("log-jump").hidden = false;
+      setLogState("browsing older lines");
+    }
+    updateOlderButton();
+  }
+
+  function togglePause() {
+    state.paused = !state.paused;
+    $("log-pause").textContent = state.paused ? "Resume" : "Pause";
+    if (state.paused) {
+      closeStream();
+      setLogState("paused");
+    } else {
+      openStream();
+    }
+  }
+
+  let searchTimer = null;
+  $("log-level").addEventListener("change", loadNewest);
+  $("log-search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(loadNewest, 300);
+  });
+  $("log-pause").addEventListener("click", togglePause);
+  $("log-older").addEventListener("click", loadOlder);
+  $("log-jump").addEventListener("click", loadNewest);
+  $("cancel-job").addEventListener("click", () => act("cancel"));
+  $("retry-job").addEventListener("click", () => act("retry"));
+
+  pollJob();
+  loadNewest();
+})();

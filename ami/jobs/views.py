@@ -1,0 +1,34 @@
+"""Server-rendered pages: the jobs list and one job's live page (progress and log)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from ami.jobs.api.access import visible_jobs
+from ami.jobs.api.log_query import MAX_QUERY_LENGTH
+
+JOBS_PER_PAGE = 100
+LOG_LEVELS = [("", "all levels"), ("10", "debug+"), ("20", "info+"), ("30", "warning+"),
+              ("40", "error+"), ("50", "critical")]  # fmt: skip
+
+
+@login_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    jobs = visible_jobs(request.user).select_related("project", "pipeline").order_by("-id")
+    return render(
+        request, "jobs/job_list.html", {"jobs": jobs.prefetch_related("stages")[:JOBS_PER_PAGE]}
+    )
+
+
+@login_required
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(visible_jobs(request.user).select_related("project", "pipeline"), pk=pk)
+    context = {
+        "job": job,
+        "stages": job.stages.order_by("id"),
+        "levels": LOG_LEVELS,
+        "max_query": MAX_QUERY_LENGTH,
+    }
+    return render(request, "jobs/job_detail.html", context)

@@ -1,0 +1,37 @@
+"""A running job, simulated through real database connections in another process.
+
+Advances the `process` stage one image at a time and writes a log line per image, the way
+the result workers do; importable without Django so `multiprocessing` can spawn it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+ADVANCE = """
+UPDATE jobs_jobstage SET processed = processed + 1, detections = detections + 2,
+       classifications = classifications + 2, status = 'STARTED',
+       progress = (processed + 1)::float / total, updated_at = now()
+WHERE job_id = %s AND key = 'process'
+"""
+LOG = "INSERT INTO jobs_joblog (job_id, level, message, context) VALUES (%s, %s, %s, %s)"
+FINISH_STAGE = "UPDATE jobs_jobstage SET status = 'SUCCESS' WHERE job_id = %s AND key = %s"
+FINISH = "UPDATE jobs_job SET status = 'SUCCESS', finished_at = now() WHERE id = %s"
+
+
+def run_job(url: str, job_id: int, images: int, pause: float, go, done_log: str) -> None:
+    """Wait for `go`, then process `images` images, `pause` seconds apart, and finish."""
+    go.wait(timeout=60)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for i in range(images):
+            conn.execute(ADVANCE, [job_id])
+            level = 40 if i % 10 == 9 else 20
+            message = f"Saved image {i}: 2 detections" if level == 20 else f"image {i} failed"
+            conn.execute(LOG, [job_id, level, message, f'{{"image": {i}}}'])
+            time.sleep(pause)
+        for stage in ("process", "results"):
+            conn.execute(FINISH_STAGE, [job_id, stage])
+        conn.execute(FINISH, [job_id])
+        conn.execute(LOG, [job_id, 20, done_log, "{}"])

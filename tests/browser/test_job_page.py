@@ -1,0 +1,132 @@
+"""The job page in headless Chromium, against a real uvicorn server and a running job."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from ami.jobs.lifecycle import create_job
+from ami.jobs.locking import transition
+from ami.jobs.models import JobLog, JobStage
+from ami.jobs.states import JobStatus
+from tests.asgi_server import database_url
+from tests.browser.job_simulator import run_job
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+IMAGES = 60
+WAIT_MS = 30_000  # upper bound for any one wait; the job itself takes ~6 s
+
+
+@pytest.fixture
+def running_job(project, pipeline):
+    user = get_user_model().objects.create_user("scientist", password="pw-scientist")
+    project.members.add(user)
+    job = create_job(project, pipeline, "Moth survey, night 12")
+    JobStage.objects.filter(job=job, key="collect").update(
+        status="SUCCESS", total=IMAGES, processed=IMAGES, progress=1.0
+    )
+    JobStage.objects.filter(job=job, key="process").update(total=IMAGES)
+    transition(job.pk, JobStatus.STARTED)
+    JobLog.objects.create(job=job, message=f"Collected {IMAGES} images")
+    return job
+
+
+def sign_in(page, base: str, next_url: str) -> None:
+    page.goto(f"{base}/accounts/login/?next={next_url}")
+    page.fill("input[name=username]", "scientist")
+    page.fill("input[name=password]", "pw-scientist")
+    page.click("#sign-in")
+    page.wait_for_url(f"{base}{next_url}")
+
+
+def progress(page) -> float:
+    return page.eval_on_selector('.stage[data-stage="process"] .stage-bar', "el => el.value")
+
+
+def log_messages(page) -> list[str]:
+    return page.eval_on_selector_all("#log .line .msg", "els => els.map(e => e.textContent)")
+
+
+def test_running_job_shows_progress_and_new_lines_live(asgi_server, page, screenshot, running_job):
+    base, _ = asgi_server
+    go = multiprocessing.get_context("spawn").Event()
+    writer = multiprocessing.get_context("spawn").Process(
+        target=run_job, args=(database_url(), running_job.pk, IMAGES, 0.1, go, "Job finished")
+    )
+    writer.start()
+    try:
+        sign_in(page, base, f"/jobs/{running_job.pk}/")
+        page.wait_for_selector("text=live", timeout=WAIT_MS)
+        assert progress(page) == 0
+        assert log_messages(page) == [f"Collected {IMAGES} images"]
+        screenshot("job-page-before")
+        go.set()
+
+        page.wait_for_function(PROGRESS_AT_LEAST, arg=0.2, timeout=WAIT_MS)
+        page.wait_for_selector("#log .line >> text=Saved image 10", timeout=WAIT_MS)
+        messages = log_messages(page)
+        assert messages[-1] == f"Collected {IMAGES} images"  # newest first, oldest at the end
+        assert int(page.text_content('.stage[data-stage="process"] .c-processed')) > 0
+        screenshot("job-page-running")
+
+        page.click("#log-pause")
+        paused_at = log_messages(page)
+        at_pause = progress(page)
+        page.wait_for_function(PROGRESS_AT_LEAST, arg=at_pause + 0.15, timeout=WAIT_MS)
+        assert log_messages(page) == paused_at  # lines kept being written, none shown
+        page.click("#log-pause")
+        newest_before = paused_at[0]
+        page.wait_for_function(
+            "m => document.querySelector('#log .line .msg').textContent !== m",
+            arg=newest_before,
+            timeout=WAIT_MS,
+        )
+
+        page.wait_for_selector("#job-status >> text=SUCCESS", timeout=WAIT_MS)
+        page.wait_for_selector("text=log complete", timeout=WAIT_MS)
+        assert progress(page) == 1
+        messages = log_messages(page)
+        assert messages[0] == "Job finished"
+        assert len(messages) == IMAGES + 2
+        assert len(set(messages)) == len(messages)  # nothing shown twice across pause/resume
+        screenshot("job-page-finished")
+
+        page.select_option("#log-level", "40")
+        page.wait_for_function("() => document.querySelectorAll('#log .line').length === 6")
+        assert all(m.endswith("failed") for m in log_messages(page))
+        page.select_option("#log-level", "")
+        page.fill("#log-search", "image 4")
+        page.wait_for_function("() => document.querySelectorAll('#log .line').length === 11")
+        assert all("image 4" in m for m in log_messages(page))
+        screenshot("job-page-search")
+    finally:
+        go.set()
+        writer.join(timeout=60)
+    assert writer.exitcode == 0
+
+
+PROGRESS_AT_LEAST = """
+min => document.querySelector('.stage[data-stage="process"] .stage-bar').value >= min
+"""
+
+
+def test_a_long_log_opens_on_the_newest_page_and_pages_back(asgi_server, page, running_job):
+    base, _ = asgi_server
+    JobLog.objects.bulk_create(
+        (JobLog(job=running_job, message=f"line {i}") for i in range(100_000)), batch_size=10_000
+    )
+    transition(running_job.pk, JobStatus.SUCCESS)
+    sign_in(page, base, f"/jobs/{running_job.pk}/")
+    page.wait_for_selector("text=log complete", timeout=WAIT_MS)
+    messages = log_messages(page)
+    assert len(messages) == 200
+    assert messages[0] == "line 99999"
+    for _ in range(3):
+        count = len(log_messages(page))
+        page.click("#log-older")
+        page.wait_for_function(f"() => document.querySelectorAll('#log .line').length > {count}")
+    messages = log_messages(page)
+    assert len(messages) == 800
+    assert messages[-1] == "line 99200"

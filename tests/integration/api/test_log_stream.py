@@ -1,0 +1,167 @@
+"""The SSE stream and the download, served by a real uvicorn process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from django.db import connections
+
+from ami.jobs.locking import transition
+from ami.jobs.models import JobLog
+from ami.jobs.states import JobStatus
+from tests.integration.api.conftest import add_lines
+from tests.sse import Event, events
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+READ_TIMEOUT = 15.0  # seconds; the stream sends a heartbeat every 0.5 s in these tests
+
+
+def stream_events(base: str, job_id: int, cookies: dict, query: str = "", headers=None):
+    client = httpx.Client(base_url=base, cookies=cookies, timeout=READ_TIMEOUT)
+    response = client.stream("GET", f"/api/jobs/{job_id}/logs/stream?{query}", headers=headers)
+    return client, response
+
+
+def next_logs(iterator, count: int) -> list[dict]:
+    lines = []
+    for event in iterator:
+        if event.event == "log":
+            lines.append(json.loads(event.data))
+            assert event.id == str(lines[-1]["id"])
+            if len(lines) == count:
+                return lines
+    raise AssertionError(f"stream ended after {len(lines)} of {count} lines")
+
+
+def test_history_then_live_then_heartbeat_then_end(asgi_server, staged_job, session_cookie):
+    base, _ = asgi_server
+    lines = add_lines(staged_job, 30)
+    transition(staged_job.pk, JobStatus.STARTED)
+    client, request = stream_events(base, staged_job.pk, session_cookie, "tail=10")
+    with client, request as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        received = events(response.iter_lines())
+        history = next_logs(received, 10)
+        assert [row["id"] for row in history] == [line.id for line in lines[-10:]]
+        live = add_lines(staged_job, 3, start=30)
+        assert [row["message"] for row in next_logs(received, 3)] == [line.message for line in live]
+        assert next(e for e in received if e.event != "log").event == "comment"  # heartbeat
+        transition(staged_job.pk, JobStatus.SUCCESS)
+        last = JobLog.objects.create(job=staged_job, message="job finished")
+        rest = list(received)
+    assert [json.loads(e.data)["id"] for e in rest if e.event == "log"] == [last.id]
+    assert rest[-1].event == "end"
+
+
+def test_resumes_after_last_event_id(asgi_server, staged_job, session_cookie):
+    base, _ = asgi_server
+    lines = add_lines(staged_job, 20)
+    transition(staged_job.pk, JobStatus.REVOKED)
+    headers = {"Last-Event-ID": str(lines[9].id)}
+    client, request = stream_events(base, staged_job.pk, session_cookie, "after=1", headers)
+    with client, request as response:
+        received = list(events(response.iter_lines()))
+    ids = [int(e.id) for e in received if e.event == "log"]
+    assert ids == [line.id for line in lines[10:]]
+    assert received[-1].event == "end"
+
+
+def test_stream_filters_by_level(asgi_server, staged_job, session_cookie):
+    base, _ = asgi_server
+    add_lines(staged_job, 25)
+    transition(staged_job.pk, JobStatus.FAILURE)
+    client, request = stream_events(base, staged_job.pk, session_cookie, "after=0&level=error")
+    with client, request as response:
+        received = [e for e in events(response.iter_lines()) if e.event == "log"]
+    assert [json.loads(e.data)["message"] for e in received] == [
+        f"line {i}" for i in range(4, 25, 5)
+    ]
+
+
+def test_download_text_and_ndjson(asgi_server, staged_job, session_cookie):
+    base, _ = asgi_server
+    add_lines(staged_job, 12_000)  # more than two batches
+    with httpx.Client(base_url=base, cookies=session_cookie, timeout=60) as client:
+        text = client.get(f"/api/jobs/{staged_job.pk}/logs/download?format=text")
+        assert text.status_code == 200
+        assert "attachment" in text.headers["content-disposition"]
+        rows = text.text.splitlines()
+        assert len(rows) == 12_000
+        assert rows[0].endswith("DEBUG    line 0")
+        assert rows[-1].endswith("ERROR    line 11999")
+        ndjson = client.get(f"/api/jobs/{staged_job.pk}/logs/download?format=ndjson&q=line 1199")
+        parsed = [json.loads(row) for row in ndjson.text.splitlines()]
+        assert [row["message"] for row in parsed] == [f"line 1199{i}" for i in range(10)] or [
+            row["message"] for row in parsed
+        ] == ["line 1199", *[f"line 1199{i}" for i in range(10)]]
+        assert client.get(f"/api/jobs/{staged_job.pk}/logs/download").status_code == 200
+
+
+def test_anonymous_and_outsiders_are_refused(asgi_server, staged_job, outsider):
+    base, _ = asgi_server
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for path in ("stream", "download"):
+            url = f"/api/jobs/{staged_job.pk}/logs/{path}"
+            assert client.get(url).status_code == 403
+            assert client.get(url, auth=("outsider", "pw-outsider")).status_code == 404
+            assert client.get(url, auth=("outsider", "wrong")).status_code == 403
+
+
+def server_threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+
+
+def test_many_open_streams_share_a_few_threads(asgi_server, staged_job, session_cookie):
+    base, pid = asgi_server
+    transition(staged_job.pk, JobStatus.STARTED)
+    clients = 40
+
+    async def watch(client: httpx.AsyncClient, opened: asyncio.Event) -> Event:
+        async with client.stream("GET", f"/api/jobs/{staged_job.pk}/logs/stream?tail=0") as r:
+            lines = r.aiter_lines()
+            opened.set()
+            async for event in async_events(lines):
+                if event.event == "log":
+                    return event
+        raise AssertionError("stream ended without a line")
+
+    async def run() -> tuple[int, list[Event]]:
+        limits = httpx.Limits(max_connections=clients + 5)
+        async with httpx.AsyncClient(
+            base_url=base, cookies=session_cookie, timeout=READ_TIMEOUT, limits=limits
+        ) as client:
+            opened = [asyncio.Event() for _ in range(clients)]
+            tasks = [asyncio.create_task(watch(client, o)) for o in opened]
+            await asyncio.wait_for(asyncio.gather(*(o.wait() for o in opened)), READ_TIMEOUT)
+            await asyncio.sleep(1.0)  # every stream is past its history, polling
+            threads = server_threads(pid)
+            await asyncio.to_thread(log_from_a_thread, staged_job.pk, "to everyone")
+            return threads, await asyncio.wait_for(asyncio.gather(*tasks), READ_TIMEOUT)
+
+    threads, received = asyncio.run(run())
+    assert [json.loads(e.data)["message"] for e in received] == ["to everyone"] * clients
+    print(f"{threads} server threads for {clients} open streams")
+    assert threads < clients // 2, f"{threads} server threads for {clients} open streams"
+
+
+def log_from_a_thread(job_id: int, message: str) -> None:
+    try:
+        JobLog.objects.create(job_id=job_id, message=message)
+    finally:
+        connections.close_all()  # this thread's connection would outlive the test
+
+
+async def async_events(lines):
+    buffer: list[str] = []
+    async for line in lines:
+        buffer.append(line)
+        if line == "":
+            for event in events(iter(buffer)):
+                yield event
+            buffer = []
