@@ -74,14 +74,18 @@ TEMPLATES = [
 DATABASE_URL = _urls.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ami")
 LOG_DB_LOCK_TIMEOUT_MS = int(os.environ.get("AMI_LOG_DB_LOCK_TIMEOUT_MS", "2000"))
 
+# application_name tells an operator (and the load test's fault injector) whose
+# connection is whose in pg_stat_activity.
+APP_NAME = os.environ.get("AMI_APP_NAME", "ami")
 _default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+_default_db["OPTIONS"] = {**_default_db.get("OPTIONS", {}), "application_name": APP_NAME}
 _log_db = {
     **_default_db,
     "AUTOCOMMIT": True,
     "OPTIONS": {
         **_default_db.get("OPTIONS", {}),
         "options": f"-c lock_timeout={LOG_DB_LOCK_TIMEOUT_MS}",
-        "application_name": "ami-joblog",
+        "application_name": f"{APP_NAME}-joblog",
     },
     "TEST": {"MIRROR": "default"},
 }

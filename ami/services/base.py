@@ -113,8 +113,11 @@ class EmbeddedServer:
             return False
         return True
 
-    def start(self) -> ServiceState:
-        """Start the server unless a healthy one is already running; return its state."""
+    def start(self, port: int | None = None) -> ServiceState:
+        """Start the server unless a healthy one is already running; return its state.
+
+        `port` pins the port (a restart keeps its clients' URL); by default a free one.
+        """
         state = self.read_state()
         if state and self.healthy():
             return state
@@ -128,7 +131,7 @@ class EmbeddedServer:
             )
         self.home.mkdir(parents=True, exist_ok=True)
         self.prepare()
-        port = free_port()
+        port = port or free_port()
         url = self.url_for(port)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
@@ -176,6 +179,14 @@ class EmbeddedServer:
         if pid_alive(state.pid):
             _signal(state.pid, signal.SIGKILL)
         return True
+
+    def restart(self) -> ServiceState:
+        """Stop the running server and start it again on the same port, keeping its data."""
+        state = self.read_state()
+        if state is None:
+            raise ServiceError(f"{self.name} is not running under {self.state_file.parent}")
+        self.stop()
+        return self.start(port=state.port)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
