@@ -10,12 +10,15 @@ import importlib
 import os
 import sys
 
+from ami import services
+
 # subcommand -> "module:function"; each function takes the remaining argv, returns exit code
 COMMANDS = {
     "services": "ami.services.cli:main",
     "demo": "ami.demo:main",
     "worker": "ami.ml.worker.cli:main",  # the reference processing service
     "bench": "ami.bench:main",  # benchmarks: ami bench logs|results|api
+    "loadtest": "ami.loadtest.cli:main",  # the incident, reproduced with faults
 }
 
 
@@ -38,6 +41,20 @@ def run_django(argv: list[str]) -> int:
 
     execute_from_command_line(["ami", *argv])
     return 0
+
+
+def run_on_servers(command: str, argv: list[str]) -> int:
+    """Start the servers (embedded unless their URLs are set), migrate, run a command.
+
+    Servers start before Django loads, because the settings read the servers' URLs.
+    """
+    try:
+        services.up()
+    except services.ServiceError as exc:
+        print(f"error: {exc}")
+        return 1
+    run_django(["migrate", "--no-input", "-v", "0"])
+    return run_django([command, *argv])
 
 
 def _print_help() -> None:

@@ -1,19 +1,9 @@
-"""`ami demo`: servers up, migrate, then the pipeline demo (`ami run_demo`, see its --help).
-
-Servers start before Django loads, because the settings read the servers' URLs.
-"""
+"""`ami demo`: servers up, migrate, then the pipeline demo (`ami run_demo`, see its --help)."""
 
 from __future__ import annotations
 
-from ami import services
-from ami.cli import run_django
+from ami.cli import run_on_servers
 
 
 def main(argv: list[str]) -> int:
-    try:
-        services.up()
-    except services.ServiceError as exc:
-        print(f"error: {exc}")
-        return 1
-    run_django(["migrate", "--no-input", "-v", "0"])
-    return run_django(["run_demo", *argv])
+    return run_on_servers("run_demo", argv)

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "ami.main",
     "ami.ml",
     "ami.jobs",
+    "ami.loadtest",
 ]
 
 MIDDLEWARE = [

@@ -11,6 +11,8 @@ from datetime import datetime
 from ami.loadtest.faults import FaultEvent
 
 ERROR_KINDS: list[tuple[str, re.Pattern[str]]] = [
+    # Celery reporting a killed pool process: the fault announcing itself, not a cascade.
+    ("worker_killed", re.compile(r"WorkerLostError|signal 9|SIGKILL")),
     ("another_command_in_progress", re.compile(r"another command is already in progress")),
     ("soft_time_limit", re.compile(r"SoftTimeLimitExceeded|soft time limit", re.I)),
     ("idle_in_transaction_kill", re.compile(r"idle.in.transaction", re.I)),
@@ -27,6 +29,7 @@ ERROR_KINDS: list[tuple[str, re.Pattern[str]]] = [
 # line that a component printed as its own error report ("... ERROR ..." / "error:").
 ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL)\b|^error:", re.M)
 TIMESTAMP = re.compile(r"^\[?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:[,.](\d{1,6}))?")
+FAULT_REPORTS = frozenset({"worker_killed"})
 FAULT_WINDOW = 10.0  # seconds after a fault in which its error lines are counted
 
 

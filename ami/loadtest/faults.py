@@ -12,6 +12,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psutil
@@ -165,17 +166,38 @@ class JobLockHolder(PeriodicFault):
 
 
 class WorkerKiller(PeriodicFault):
-    """SIGKILL of `count` Celery pool children, spread over the run."""
+    """SIGKILL of `count` Celery pool children, spread over the run, once results flow.
+
+    Waiting for the first counted result makes each kill land mid-work, not while the
+    pool is still starting (which would only stop the worker, a different fault).
+    """
 
     name = "kill_workers"
 
-    def __init__(self, parent_pid_getter, count: int, interval: float) -> None:
+    def __init__(
+        self,
+        parent_pid_getter: Callable[[], int],
+        count: int,
+        interval: float,
+        database_url: str | None = None,
+    ) -> None:
         super().__init__(interval)
         self.parent_pid_getter = parent_pid_getter
         self.remaining = count
+        self.database_url = database_url
+
+    def _results_flowing(self) -> bool:
+        if self.database_url is None or self.job_id is None:
+            return True
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT processed + failed FROM jobs_jobstage WHERE job_id = %s AND key = %s",
+                (self.job_id, "process"),
+            ).fetchone()
+        return bool(row and row[0])
 
     def strike(self) -> None:
-        if self.remaining <= 0:
+        if self.remaining <= 0 or not self._results_flowing():
             return
         children = psutil.Process(self.parent_pid_getter()).children()
         if not children:

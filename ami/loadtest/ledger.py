@@ -1,18 +1,22 @@
 """Accounting that does not trust the system under test.
 
-Every job log line emitted in a worker gets a unique id, written to a per-process ledger
-file *before* the line reaches the JobLog handler. Comparing the ledger with the JobLog
-rows counts lost and duplicated lines exactly. Ledger writes go to the kernel at once, so
-they survive a SIGKILL of the worker.
+Every job log line emitted in a worker gets a unique id, appended to its message (so it is
+found wherever the line is stored: a JobLog row or the legacy JSON column) and written to a
+per-process ledger file *before* the line reaches the JobLog handler. Comparing the ledger
+with what was stored counts lost and duplicated lines exactly. Ledger writes go to the
+kernel at once, so they survive a SIGKILL of the worker.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -20,6 +24,7 @@ from ami.jobs.logging import JOB_LOGGER_NAME
 
 LEDGER_ENV = "AMI_LOADTEST_LEDGER"
 LINE_ID_KEY = "loadtest_line_id"
+LINE_ID_PATTERN = re.compile(r" lt=([0-9a-f]{32})")
 
 
 class LedgerFilter(logging.Filter):
@@ -39,11 +44,12 @@ class LedgerFilter(logging.Filter):
         return self._files[key]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        line_id = uuid.uuid4().hex
         context = getattr(record, "job_context", None)
         if isinstance(context, dict):
+            line_id = uuid.uuid4().hex
             context[LINE_ID_KEY] = line_id
-            self._file("lines").write(f"{line_id}\n")
+            record.msg = f"{record.msg} lt={line_id}"
+            self._file("lines").write(f"{line_id} {time.time():.3f}\n")
         return True
 
     def record_task(self, task_id: str, seconds: float, outcome: str) -> None:
@@ -58,11 +64,35 @@ def install(directory: Path) -> LedgerFilter:
     return ledger
 
 
+@dataclass(frozen=True)
+class Emitted:
+    line_id: str
+    at: float  # time.time() of the emit
+    pid: int
+
+
+def emitted_lines(directory: Path) -> list[Emitted]:
+    """Every line the workers emitted, as recorded in the ledgers."""
+    lines = []
+    for path in directory.glob("lines-*.txt"):
+        pid = int(path.stem.split("-")[1])
+        for row in path.read_text().splitlines():
+            parts = row.split()
+            if len(parts) == 2:
+                lines.append(Emitted(parts[0], float(parts[1]), pid))
+    return lines
+
+
 def emitted_ids(directory: Path) -> Counter:
     """Every line id the workers emitted (a Counter: an id emitted twice is a ledger bug)."""
+    return Counter(line.line_id for line in emitted_lines(directory))
+
+
+def stored_ids(messages: Iterable[str]) -> Counter:
+    """Line ids found in stored messages (JobLog rows or legacy JSON entries)."""
     ids: Counter = Counter()
-    for path in directory.glob("lines-*.txt"):
-        ids.update(line.strip() for line in path.read_text().splitlines() if line.strip())
+    for message in messages:
+        ids.update(LINE_ID_PATTERN.findall(message))
     return ids
 
 

@@ -16,7 +16,7 @@ SELECT count(*)
 FROM pg_stat_activity a
 WHERE a.datname = current_database()
   AND a.wait_event_type = 'Lock'
-  AND (a.query ILIKE '%%jobs_job%%' OR EXISTS (
+  AND (a.query LIKE '%%"jobs_job"%%' OR EXISTS (
         SELECT 1 FROM pg_locks l
         WHERE l.pid = a.pid AND NOT l.granted AND l.relation = 'jobs_job'::regclass))
 """

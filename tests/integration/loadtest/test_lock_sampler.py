@@ -15,7 +15,7 @@ def test_sampler_sees_a_session_waiting_on_the_job_row(job, test_database_url):
     waiter = psycopg.connect(test_database_url, autocommit=True)
     waiter.execute("SET lock_timeout = '1s'")
     with pytest.raises(psycopg.errors.LockNotAvailable):
-        waiter.execute("UPDATE jobs_job SET name = 'x' WHERE id = %s", (job.pk,))
+        waiter.execute("""UPDATE "jobs_job" SET name = 'x' WHERE id = %s""", (job.pk,))
     holder.rollback()
     time.sleep(0.1)
     stats = sampler.stop()

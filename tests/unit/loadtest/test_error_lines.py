@@ -22,6 +22,7 @@ def at(clock: str) -> float:
 def test_error_lines_are_counted_by_kind_without_traceback_lines():
     errors = parse(LOG.splitlines())
     assert by_kind(errors) == {
+        "worker_killed": 0,
         "another_command_in_progress": 1,
         "soft_time_limit": 1,
         "idle_in_transaction_kill": 1,

@@ -1,7 +1,7 @@
 import logging
 
 from ami.jobs.logging import JOB_LOGGER_NAME, job_logger
-from ami.loadtest.ledger import LINE_ID_KEY, emitted_ids, install
+from ami.loadtest.ledger import LINE_ID_KEY, emitted_ids, install, stored_ids
 
 
 class Capture(logging.Handler):
@@ -29,3 +29,5 @@ def test_each_line_gets_a_unique_id_recorded_before_the_handler(tmp_path):
     assert len(ids) == 50 and set(ids) == set(tagged)
     assert all(count == 1 for count in ids.values())
     assert capture.records[3].job_context["image_id"] == 3
+    assert stored_ids(record.getMessage() for record in capture.records) == ids
+    assert capture.records[3].getMessage().startswith("line 3 lt=")

@@ -1,0 +1,256 @@
+"""Run one real job per log write mode, with the same load and faults, and measure it."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Count
+from rich.console import Console
+
+from ami.jobs.lifecycle import cancel_job, create_job, start_job
+from ami.jobs.models import ImageTask, Job, JobLog, JobStage
+from ami.jobs.states import StageKey, TaskState
+from ami.loadtest import error_lines
+from ami.loadtest.config import WORKER_APP_NAME, WORKER_CONNECTIONS, FaultOptions, LoadConfig
+from ami.loadtest.faults import (
+    ConnectionTerminator,
+    FaultPlan,
+    IdleInTransactionTimeout,
+    JobLockHolder,
+    NatsRestarter,
+    SoftTimeLimit,
+    WorkerKiller,
+)
+from ami.loadtest.ledger import LEDGER_ENV, emitted_lines, stored_ids, task_records
+from ami.loadtest.lock_sampler import LockSampler, LockWaitStats
+from ami.loadtest.report import ModeResult
+from ami.main.models import Detection, Project
+from ami.ml.demo_setup import ensure_images, ensure_pipeline, processing_token
+from ami.ml.models import Pipeline
+from ami.ml.stack import StackOptions, WorkerOptions, start_processing_workers, start_stack
+from ami.ml.supervisor import Supervisor
+from ami.ml.worker.model import DETECTOR_KEY
+from ami.services.base import free_port
+
+POLL_INTERVAL = 0.5  # seconds
+KILL_MARGIN = 1.0  # seconds added to the flush interval when judging a SIGKILL's loss
+
+
+def run_all(config: LoadConfig, out_dir: Path, console: Console) -> list[ModeResult]:
+    """Run every mode of `config` one after another on the same images."""
+    with console.status("Preparing images and pipeline..."):
+        project = ensure_images(config.images)
+        pipeline = ensure_pipeline()
+        token = processing_token("loadtest workers")
+    results = []
+    for mode in config.modes:
+        console.rule(f"mode: {mode}")
+        results.append(run_mode(mode, config, project, pipeline, token, out_dir / mode, console))
+    return results
+
+
+def run_mode(
+    mode: str,
+    config: LoadConfig,
+    project: Project,
+    pipeline: Pipeline,
+    token: str,
+    out_dir: Path,
+    console: Console,
+) -> ModeResult:
+    job = create_job(project, pipeline, f"loadtest {mode}", {"limit": config.images})
+    ledger_dir = out_dir / "ledger"
+    ledger_dir.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(out_dir / "logs", _worker_env(mode, config, ledger_dir))
+    port = free_port()
+    plan = build_faults(config.faults, lambda: _pid_of(supervisor, "celery-results"))
+    sampler = LockSampler(settings.DATABASE_URL)
+    started = time.monotonic()
+    try:
+        plan.before_workers()
+        start_stack(
+            supervisor,
+            StackOptions(
+                port=port,
+                results_concurrency=config.results_concurrency,
+                celery_app="ami.loadtest.worker_app",
+                results_worker_args=plan.worker_args(),
+                beat=False,
+                web_app_name="ami-lt-web",  # faults aim at the Celery workers' connections
+            ),
+        )
+        sampler.start()
+        started = time.monotonic()
+        start_job(job.pk)
+        start_processing_workers(
+            supervisor,
+            port,
+            config.processing_workers,
+            WorkerOptions(
+                token, job.pk, config.worker_concurrency, config.batch, config.inference_delay
+            ),
+        )
+        plan.start(job.pk)
+        wait_until_final(job, config.timeout, console)
+    finally:
+        wall = time.monotonic() - started
+        plan.stop()
+        supervisor.stop([c.name for c in supervisor.children if c.name.startswith("worker")])
+        supervisor.stop()  # SIGTERM: Celery's warm shutdown flushes buffered log lines
+        locks = sampler.stop()
+    job.refresh_from_db()
+    if not job.is_final:
+        cancel_job(job.pk)
+        job.refresh_from_db()
+    return measure(mode, job, config, out_dir, ledger_dir, plan, locks, wall)
+
+
+def build_faults(options: FaultOptions, results_worker_pid) -> FaultPlan:
+    url = settings.DATABASE_URL
+    faults = []
+    if options.idle_in_transaction_timeout:
+        faults.append(IdleInTransactionTimeout(url, options.idle_in_transaction_timeout))
+    if options.soft_time_limit:
+        faults.append(SoftTimeLimit(options.soft_time_limit))
+    if options.terminate_connections_every:
+        faults.append(
+            ConnectionTerminator(url, options.terminate_connections_every, WORKER_CONNECTIONS)
+        )
+    if options.kill_workers:
+        faults.append(
+            WorkerKiller(results_worker_pid, options.kill_workers, interval=3.0, database_url=url)
+        )
+    if options.restart_nats:
+        faults.append(NatsRestarter(interval=3.0))
+    if options.hold_job_lock:
+        faults.append(JobLockHolder(url, options.hold_job_lock))
+    return FaultPlan(faults)
+
+
+def wait_until_final(job: Job, timeout: float, console: Console) -> None:
+    deadline = time.monotonic() + timeout
+    with console.status("") as status:
+        while time.monotonic() < deadline:
+            job.refresh_from_db(fields=["status"])
+            stage = JobStage.objects.get(job=job, key=StageKey.PROCESS)
+            status.update(
+                f"job {job.pk} {job.status}: {stage.processed + stage.failed}/{stage.total}"
+            )
+            if job.is_final:
+                return
+            time.sleep(POLL_INTERVAL)
+    console.print(f"[red]job {job.pk} not final after {timeout:.0f}s[/red]")
+
+
+def measure(
+    mode: str,
+    job: Job,
+    config: LoadConfig,
+    out_dir: Path,
+    ledger_dir: Path,
+    plan: FaultPlan,
+    locks: LockWaitStats,
+    wall: float,
+) -> ModeResult:
+    result = ModeResult(mode=mode, status=job.status, failure_reason=job.failure_reason)
+    result.wall_seconds = wall
+    _count_images(result, job)
+    result.results_per_second = (result.images_processed + result.images_failed) / wall
+    _count_tasks(result, ledger_dir)
+    _count_lines(result, mode, job, ledger_dir, plan, config.buffer_interval)
+    errors = error_lines.parse(_log_lines(out_dir / "logs"))
+    result.error_lines = error_lines.by_kind(errors)
+    result.fault_events = len(plan.events)
+    result.most_error_lines_per_fault = error_lines.most_per_fault(
+        [e for e in errors if e.kind not in error_lines.FAULT_REPORTS], plan.events
+    )
+    result.lock_wait_samples = locks.samples_waiting
+    result.lock_max_waiters = locks.max_waiters
+    result.lock_waiter_seconds = locks.waiter_seconds
+    return result
+
+
+def _count_images(result: ModeResult, job: Job) -> None:
+    collect = JobStage.objects.get(job=job, key=StageKey.COLLECT)
+    stage = JobStage.objects.get(job=job, key=StageKey.PROCESS)
+    states = dict(ImageTask.objects.filter(job=job).values_list("state").annotate(n=Count("id")))
+    result.images_total = stage.total
+    result.images_processed = stage.processed
+    result.images_failed = stage.failed
+    image_ids = ImageTask.objects.filter(job=job).values("source_image_id")
+    detections = Detection.objects.filter(
+        source_image_id__in=image_ids, algorithm__key=DETECTOR_KEY
+    ).count()
+    checks = {
+        "job did not succeed": job.status != "SUCCESS",
+        "collect total != images": collect.total != stage.total,
+        "processed + failed != total": stage.processed + stage.failed != stage.total,
+        "DONE tasks != processed": states.get(TaskState.DONE, 0) != stage.processed,
+        "FAILED tasks != failed": states.get(TaskState.FAILED, 0) != stage.failed,
+        "tasks still PENDING": states.get(TaskState.PENDING, 0) != 0,
+        "detections counted != rows": stage.detections != detections,
+    }
+    result.counter_problems = [name for name, bad in checks.items() if bad]
+    result.counters_exact = not result.counter_problems
+
+
+def _count_tasks(result: ModeResult, ledger_dir: Path) -> None:
+    runs = task_records(ledger_dir)
+    durations = sorted(seconds * 1000 for _, seconds, _ in runs)
+    result.task_runs = len(runs)
+    result.task_failures = sum(1 for _, _, outcome in runs if outcome != "SUCCESS")
+    if len(durations) >= 2:
+        cuts = statistics.quantiles(durations, n=100, method="inclusive")
+        result.task_p50_ms, result.task_p99_ms = cuts[49], cuts[98]
+
+
+def _count_lines(
+    result: ModeResult, mode: str, job: Job, ledger_dir: Path, plan: FaultPlan, interval: float
+) -> None:
+    emitted = emitted_lines(ledger_dir)
+    if mode == "legacy_json":
+        job.refresh_from_db(fields=["legacy_logs"])
+        messages = [*job.legacy_logs.get("stdout", []), *job.legacy_logs.get("stderr", [])]
+    else:
+        messages = JobLog.objects.filter(job=job).values_list("message", flat=True).iterator()
+    stored = stored_ids(messages)
+    lost = [line for line in emitted if line.line_id not in stored]
+    result.lines_emitted = len(emitted)
+    result.lines_stored = sum(1 for line in emitted if line.line_id in stored)
+    result.lines_lost = len(lost)
+    result.lines_duplicated = sum(count - 1 for count in stored.values() if count > 1)
+    kills = {
+        int(event.detail.split()[1]): event.at
+        for event in plan.events
+        if event.fault == "kill_workers"
+    }
+    result.lost_within_flush_bound = all(
+        line.pid in kills and kills[line.pid] - line.at <= interval + KILL_MARGIN for line in lost
+    )
+
+
+def _log_lines(logs_dir: Path) -> list[str]:
+    lines: list[str] = []
+    for path in sorted(logs_dir.glob("*.log")):
+        lines.extend(path.read_text(errors="replace").splitlines())
+    return lines
+
+
+def _pid_of(supervisor: Supervisor, name: str) -> int:
+    return next(child.pgid for child in supervisor.children if child.name == name)
+
+
+def _worker_env(mode: str, config: LoadConfig, ledger_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "JOB_LOG_BACKEND": mode,
+        "JOB_LOG_DUAL_WRITE": "false",
+        "JOB_LOG_BUFFER_INTERVAL": str(config.buffer_interval),
+        "AMI_APP_NAME": WORKER_APP_NAME,
+        LEDGER_ENV: str(ledger_dir),
+    }
