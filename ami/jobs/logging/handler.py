@@ -8,6 +8,7 @@ process; `JOB_LOG_DUAL_WRITE` adds the legacy JSON column as a secondary target.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -124,6 +125,15 @@ class JobLogHandler(logging.Handler):
             get_backend().emit(int(job_id), record.levelno, message, record_context(record))
         finally:
             _in_emit.active = False
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time would stay held forever in the child.
+    global _backend_lock
+    _backend_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _on_setting_changed(setting: str, **_: Any) -> None:
