@@ -47,14 +47,8 @@ def build_backend(name: str | None = None, *, dual_write: bool | None = None) ->
     cls = import_string(BACKEND_ALIASES.get(name, name))
     options = backend_options()
     dual_write = settings.JOB_LOG_DUAL_WRITE if dual_write is None else dual_write
-    kwargs: dict[str, Any] = {
-        key: options[key] for key in ("max_message_chars", "repeat_window") if key in options
-    }
-    if cls.name == "buffered":
-        kwargs |= {k: options[k] for k in ("batch_size", "interval", "max_lines") if k in options}
-    if cls.name == "legacy_json":
-        kwargs["max_lines"] = options.get("legacy_max_lines", 1000)
-    elif dual_write:
+    kwargs = cls.options(options)
+    if dual_write and cls.dual_writable:
         kwargs["secondary"] = import_string(DUAL_WRITE_FACTORY)(options)
     return cls(**kwargs)
 

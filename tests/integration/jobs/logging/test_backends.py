@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -202,3 +203,19 @@ def test_concurrent_threads_each_use_their_own_connection(job):
     for thread in threads:
         thread.join()
     assert JobLog.objects.filter(job=job).count() == 200
+
+
+@pytest.mark.parametrize("name", ["sync", "legacy_json"])
+def test_logging_from_an_event_loop_never_blocks_it_and_is_stored(name, job, use_backend):
+    """An ASGI view may log: Django forbids database calls on the loop's thread."""
+    use_backend(name)
+
+    async def view() -> None:
+        job.logger.info("from an async view")
+
+    asyncio.run(view())
+    assert flush_job_logs(10)
+    if name == "sync":
+        assert stored_messages(job.pk) == ["from an async view"]
+    else:
+        assert legacy_stdout(job) == ["from an async view"]
