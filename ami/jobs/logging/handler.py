@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
@@ -41,10 +42,25 @@ def backend_options() -> dict[str, Any]:
     return {key: getattr(settings, name) for key, name in names.items() if hasattr(settings, name)}
 
 
+def backend_class(name: str | None = None) -> type[JobLogBackend]:
+    """The backend class for a short name or dotted path (default: `JOB_LOG_BACKEND`)."""
+    name = name or settings.JOB_LOG_BACKEND
+    try:
+        cls = import_string(BACKEND_ALIASES.get(name, name))
+    except ImportError as exc:
+        choices = ", ".join(BACKEND_ALIASES)
+        raise ImproperlyConfigured(
+            f"JOB_LOG_BACKEND={name!r} is not a job log backend: use one of {choices} "
+            f"or a dotted path to a JobLogBackend subclass ({exc})"
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, JobLogBackend)):
+        raise ImproperlyConfigured(f"JOB_LOG_BACKEND={name!r} is not a JobLogBackend subclass")
+    return cls
+
+
 def build_backend(name: str | None = None, *, dual_write: bool | None = None) -> JobLogBackend:
     """Build the backend named `name` (default: the `JOB_LOG_BACKEND` setting)."""
-    name = name or settings.JOB_LOG_BACKEND
-    cls = import_string(BACKEND_ALIASES.get(name, name))
+    cls = backend_class(name)
     options = backend_options()
     dual_write = settings.JOB_LOG_DUAL_WRITE if dual_write is None else dual_write
     kwargs = cls.options(options)
