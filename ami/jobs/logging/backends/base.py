@@ -189,9 +189,10 @@ class JobLogBackend:
 
     def _schedule_repeat_flush(self) -> None:
         # Called with self._lock held.
-        if self._timer is not None:
+        delay = self._collapser.next_due_in()
+        if self._timer is not None or delay is None:
             return
-        self._timer = threading.Timer(self.repeat_window / 2, self._write_due_repeats)
+        self._timer = threading.Timer(delay + 0.01, self._write_due_repeats)
         self._timer.daemon = True
         self._timer.start()
 
@@ -200,8 +201,7 @@ class JobLogBackend:
             with self._lock:
                 self._timer = None
                 rows = self._collapser.due()
-                if self._collapser.pending():
-                    self._schedule_repeat_flush()
+                self._schedule_repeat_flush()
             if rows:
                 self._deliver(rows)
         finally:

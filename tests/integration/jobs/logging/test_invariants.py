@@ -167,3 +167,14 @@ def test_no_logger_is_created_per_job(use_backend):
         job_logger(job_id).info("line for job %d", job_id)
     assert set(logging.Logger.manager.loggerDict) == before
     assert len(memory.rows) == 1000
+
+
+def test_a_repeat_count_is_written_about_a_second_later_without_another_line(job, settings):
+    settings.JOB_LOG_REPEAT_WINDOW = 0.2
+    for _ in range(3):
+        job.logger.info("same line")
+    for _ in range(100):  # written by the timer, no flush, no further line
+        if len(stored_messages(job.pk)) == 2:
+            break
+        time.sleep(0.05)
+    assert stored_messages(job.pk) == ["same line", "last message repeated 2 times"]
