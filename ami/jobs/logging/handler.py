@@ -8,10 +8,12 @@ process; `JOB_LOG_DUAL_WRITE` adds the legacy JSON column as a secondary target.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
@@ -40,20 +42,29 @@ def backend_options() -> dict[str, Any]:
     return {key: getattr(settings, name) for key, name in names.items() if hasattr(settings, name)}
 
 
+def backend_class(name: str | None = None) -> type[JobLogBackend]:
+    """The backend class for a short name or dotted path (default: `JOB_LOG_BACKEND`)."""
+    name = name or settings.JOB_LOG_BACKEND
+    try:
+        cls = import_string(BACKEND_ALIASES.get(name, name))
+    except ImportError as exc:
+        choices = ", ".join(BACKEND_ALIASES)
+        raise ImproperlyConfigured(
+            f"JOB_LOG_BACKEND={name!r} is not a job log backend: use one of {choices} "
+            f"or a dotted path to a JobLogBackend subclass ({exc})"
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, JobLogBackend)):
+        raise ImproperlyConfigured(f"JOB_LOG_BACKEND={name!r} is not a JobLogBackend subclass")
+    return cls
+
+
 def build_backend(name: str | None = None, *, dual_write: bool | None = None) -> JobLogBackend:
     """Build the backend named `name` (default: the `JOB_LOG_BACKEND` setting)."""
-    name = name or settings.JOB_LOG_BACKEND
-    cls = import_string(BACKEND_ALIASES.get(name, name))
+    cls = backend_class(name)
     options = backend_options()
     dual_write = settings.JOB_LOG_DUAL_WRITE if dual_write is None else dual_write
-    kwargs: dict[str, Any] = {
-        key: options[key] for key in ("max_message_chars", "repeat_window") if key in options
-    }
-    if cls.name == "buffered":
-        kwargs |= {k: options[k] for k in ("batch_size", "interval", "max_lines") if k in options}
-    if cls.name == "legacy_json":
-        kwargs["max_lines"] = options.get("legacy_max_lines", 1000)
-    elif dual_write:
+    kwargs = cls.options(options)
+    if dual_write and cls.dual_writable:
         kwargs["secondary"] = import_string(DUAL_WRITE_FACTORY)(options)
     return cls(**kwargs)
 
@@ -124,6 +135,15 @@ class JobLogHandler(logging.Handler):
             get_backend().emit(int(job_id), record.levelno, message, record_context(record))
         finally:
             _in_emit.active = False
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time would stay held forever in the child.
+    global _backend_lock
+    _backend_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _on_setting_changed(setting: str, **_: Any) -> None:

@@ -65,6 +65,12 @@ class RepeatCollapser:
     def pending(self) -> bool:
         return any(last.repeats for last in self._last.values())
 
+    def next_due_in(self, now: float | None = None) -> float | None:
+        """Seconds until the oldest pending count is due; None if nothing is pending."""
+        now = time.monotonic() if now is None else now
+        starts = [last.first_repeat_at for last in self._last.values() if last.repeats]
+        return max(0.0, min(starts) + self.window - now) if starts else None
+
     def _count(self, last: _Last, now: float) -> list[LogRow]:
         if last.repeats == 0:
             last.first_repeat_at = now

@@ -14,12 +14,19 @@ from celery import signals
 from django.conf import settings
 
 from ami.jobs.logging import JOB_LOGGER_NAME
-from ami.jobs.logging.handler import JobLogHandler, flush_job_logs, flush_timeout, reset_backend
+from ami.jobs.logging.handler import (
+    JobLogHandler,
+    backend_class,
+    flush_job_logs,
+    flush_timeout,
+    reset_backend,
+)
 from ami.jobs.logging.process import set_current_task_id
 
 
 def install() -> None:
     """Attach the handler (once), set the job logger's level, and hook the flush points."""
+    backend_class()  # a mistyped JOB_LOG_BACKEND fails at startup, not at the first line
     logger = logging.getLogger(JOB_LOGGER_NAME)
     if not any(isinstance(handler, JobLogHandler) for handler in logger.handlers):
         logger.addHandler(JobLogHandler())

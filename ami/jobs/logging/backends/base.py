@@ -8,7 +8,12 @@
 - `submit(rows)`: deliver rows some other way (the buffered backend enqueues them);
 - `flush_writes(timeout)`: wait for rows accepted earlier to be stored;
 - `release_thread_resources()`: close what a short-lived thread opened;
-- `after_fork()`: drop per-process state inherited from the parent.
+- `after_fork()`: drop per-process state inherited from the parent;
+- `options(settings_options)`: pick its constructor options from the `JOB_LOG_*` settings.
+
+Called from a thread that runs an asyncio event loop (an ASGI view), a backend that would
+block on the database hands the rows to a background thread instead: Django forbids
+database calls there, and the loop must not wait.
 
 With a `secondary` writer (dual-write) every delivered row is also queued to it; it runs on
 its own thread and connection, so it can neither fail nor slow the primary write.
@@ -16,9 +21,11 @@ its own thread and connection, so it can neither fail nor slow the primary write
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
+from ami.jobs.logging.backends.background import BackgroundWriter
 from ami.jobs.logging.errors import WRITE_ERRORS, FailureReporter
 from ami.jobs.logging.process import current_pid
 from ami.jobs.logging.rows import LogRow
@@ -27,6 +34,16 @@ from ami.jobs.logging.storms import RepeatCollapser
 
 DEFAULT_MAX_MESSAGE_CHARS = 16_384
 DEFAULT_REPEAT_WINDOW = 1.0  # seconds
+LOOP_WRITER_INTERVAL = 0.05  # seconds a line logged from an event loop waits for its batch
+
+
+def in_event_loop() -> bool:
+    """True if this thread runs an asyncio event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class SecondaryWriter:
@@ -44,6 +61,14 @@ class SecondaryWriter:
 
 class JobLogBackend:
     name = "base"
+    blocking = True  # write_rows waits on the database
+    dual_writable = True  # may take the legacy column as a secondary target
+
+    @classmethod
+    def options(cls, settings_options: dict[str, Any]) -> dict[str, Any]:
+        """This backend's constructor options, from `handler.backend_options()`."""
+        keys = ("max_message_chars", "repeat_window")
+        return {key: settings_options[key] for key in keys if key in settings_options}
 
     def __init__(
         self,
@@ -84,6 +109,8 @@ class JobLogBackend:
         if rows:
             self._deliver(rows)
         stored = self.flush_writes(timeout)
+        if self._loop_writer is not None:
+            stored = self._loop_writer.flush(timeout) and stored
         if self.secondary is not None:
             stored = self.secondary.flush(timeout) and stored
         return stored
@@ -95,6 +122,8 @@ class JobLogBackend:
                 self._timer.cancel()
                 self._timer = None
         flushed = self.flush(timeout)
+        if self._loop_writer is not None:
+            self._loop_writer.stop(timeout)
         if self.secondary is not None:
             self.secondary.stop(timeout)
         return flushed
@@ -105,7 +134,10 @@ class JobLogBackend:
         raise NotImplementedError
 
     def submit(self, rows: list[LogRow]) -> None:
-        self.write_guarded(rows)
+        if self.blocking and in_event_loop():
+            self._event_loop_writer().put(rows)
+        else:
+            self.write_guarded(rows)
 
     def flush_writes(self, timeout: float | None) -> bool:
         return True
@@ -138,13 +170,29 @@ class JobLogBackend:
         self._lock = threading.Lock()
         self._collapser = RepeatCollapser(self.repeat_window)
         self._timer: threading.Timer | None = None
+        self._loop_writer: BackgroundWriter | None = None
         self.reporter = FailureReporter(f"job log ({self.name})")
+
+    def _event_loop_writer(self) -> BackgroundWriter:
+        with self._lock:
+            if self._loop_writer is None:
+                self._loop_writer = BackgroundWriter(
+                    self.write_rows,
+                    self.reporter,
+                    name=f"ami-joblog-{self.name}-async",
+                    batch_size=1000,
+                    interval=LOOP_WRITER_INTERVAL,
+                    max_lines=50_000,
+                    on_thread_exit=self.release_thread_resources,
+                )
+            return self._loop_writer
 
     def _schedule_repeat_flush(self) -> None:
         # Called with self._lock held.
-        if self._timer is not None:
+        delay = self._collapser.next_due_in()
+        if self._timer is not None or delay is None:
             return
-        self._timer = threading.Timer(self.repeat_window / 2, self._write_due_repeats)
+        self._timer = threading.Timer(delay + 0.01, self._write_due_repeats)
         self._timer.daemon = True
         self._timer.start()
 
@@ -153,8 +201,7 @@ class JobLogBackend:
             with self._lock:
                 self._timer = None
                 rows = self._collapser.due()
-                if self._collapser.pending():
-                    self._schedule_repeat_flush()
+                self._schedule_repeat_flush()
             if rows:
                 self._deliver(rows)
         finally:

@@ -42,6 +42,13 @@ def close_thread_connection() -> None:
 class BufferedBackend(JobLogBackend):
     name = "buffered"
 
+    @classmethod
+    def options(cls, settings_options: dict) -> dict:
+        keys = ("batch_size", "interval", "max_lines")
+        return super().options(settings_options) | {
+            key: settings_options[key] for key in keys if key in settings_options
+        }
+
     def __init__(
         self,
         *,

@@ -71,6 +71,12 @@ def update_legacy_column(rows: list[LogRow], max_lines: int = DEFAULT_MAX_LINES)
 
 class LegacyJsonBackend(JobLogBackend):
     name = "legacy_json"
+    dual_writable = False  # it is the legacy column
+
+    @classmethod
+    def options(cls, settings_options: dict) -> dict:
+        max_lines = settings_options.get("legacy_max_lines", DEFAULT_MAX_LINES)
+        return super().options(settings_options) | {"max_lines": max_lines}
 
     def __init__(self, *, max_lines: int = DEFAULT_MAX_LINES, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -11,6 +11,7 @@ from ami.jobs.logging.rows import LogRow
 
 class MemoryBackend(JobLogBackend):
     name = "memory"
+    blocking = False
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -94,7 +94,7 @@ def run_writers(
 class ProgressUpdater:
     """A process updating the job row in a loop (through `lock_job`) while writers run."""
 
-    def __init__(self, job_id: int, stop_file: Path, env: dict[str, str] | None = None):
+    def __init__(self, job_id: int, stop_file: Path, env: dict[str, str] | None = None) -> None:
         self.stop_file = stop_file
         self.process = subprocess.Popen(
             [sys.executable, "-m", UPDATER_MODULE, "--job", str(job_id),

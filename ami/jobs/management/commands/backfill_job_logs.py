@@ -9,7 +9,7 @@ copied: the rest are already there.
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from rich.progress import Progress
@@ -26,7 +26,11 @@ class Command(BaseCommand):
         parser.add_argument("--job", type=int, action="append", help="only this job (repeatable)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    def handle(self, *args, batch_size: int, job: list[int] | None, no_progress: bool, **kw):
+    def handle(
+        self, *args: object, batch_size: int, job: list[int] | None, no_progress: bool, **kw: object
+    ) -> None:
+        if batch_size < 1:
+            raise CommandError("--batch-size must be 1 or more")
         pending = Job.objects.exclude(
             Exists(JobLog.objects.filter(job=OuterRef("pk"), context__source=BACKFILL_SOURCE))
         )

@@ -35,7 +35,15 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=10_000, help="rows per DELETE")
         parser.add_argument("--dry-run", action="store_true", help="count, do not delete")
 
-    def handle(self, *args, older_than, keep_per_job, batch_size, dry_run, **options):
+    def handle(
+        self,
+        *args: object,
+        older_than: str | None,
+        keep_per_job: int | None,
+        batch_size: int,
+        dry_run: bool,
+        **options: object,
+    ) -> None:
         if older_than is None and keep_per_job is None:
             raise CommandError("give --older-than, --keep-per-job, or both")
         if keep_per_job is not None and keep_per_job < 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -66,7 +67,8 @@ def test_legacy_json_keeps_the_newest_lines_up_to_its_cap(job, settings, use_bac
     assert legacy_stdout(job) == [f"line {i}" for i in range(24, 14, -1)]
 
 
-def test_buffered_emit_does_not_wait_for_the_database(job, use_backend):
+def test_buffered_emit_does_not_wait_for_the_database(job, settings, use_backend):
+    settings.JOB_LOG_BUFFER_INTERVAL = 60.0
     use_backend("buffered")
     with lock_job(job.pk):
         job.logger.info("queued while the row is locked")
@@ -88,7 +90,7 @@ def test_buffered_writes_within_its_interval_without_a_flush(job, settings, use_
 
 def test_buffered_overflow_is_counted_and_written_as_a_marker(job, settings, use_backend):
     settings.JOB_LOG_BUFFER_MAX_LINES = 10
-    settings.JOB_LOG_BUFFER_INTERVAL = 0.5
+    settings.JOB_LOG_BUFFER_INTERVAL = 60.0
     backend = use_backend("buffered")
     for i in range(25):
         job.logger.info("line %d", i)
@@ -201,3 +203,19 @@ def test_concurrent_threads_each_use_their_own_connection(job):
     for thread in threads:
         thread.join()
     assert JobLog.objects.filter(job=job).count() == 200
+
+
+@pytest.mark.parametrize("name", ["sync", "legacy_json"])
+def test_logging_from_an_event_loop_never_blocks_it_and_is_stored(name, job, use_backend):
+    """An ASGI view may log: Django forbids database calls on the loop's thread."""
+    use_backend(name)
+
+    async def view() -> None:
+        job.logger.info("from an async view")
+
+    asyncio.run(view())
+    assert flush_job_logs(10)
+    if name == "sync":
+        assert stored_messages(job.pk) == ["from an async view"]
+    else:
+        assert legacy_stdout(job) == ["from an async view"]

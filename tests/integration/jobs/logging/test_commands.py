@@ -71,6 +71,11 @@ def test_backfill_with_an_empty_column_adds_nothing(job):
     assert "backfilled 0 lines into 0 jobs" in out.getvalue()
 
 
+def test_backfill_rejects_a_bad_batch_size():
+    with pytest.raises(CommandError, match="--batch-size must be 1 or more"):
+        backfill("--batch-size", "0")
+
+
 def make_rows(job: Job, count: int, age: timedelta) -> None:
     JobLog.objects.bulk_create(JobLog(job=job, message=f"line {i}") for i in range(count))
     JobLog.objects.filter(job=job, created_at__isnull=False).update(created_at=timezone.now() - age)

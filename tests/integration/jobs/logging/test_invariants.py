@@ -21,6 +21,19 @@ from tests.integration.jobs.logging.conftest import LOGS_DB, stored_messages
 pytestmark = LOGS_DB
 
 
+def terminate(pids: list[int]) -> None:
+    """pg_terminate_backend, and wait until the server has really ended them."""
+    with connection.cursor() as cursor:
+        for pid in pids:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        for _ in range(100):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"backends {pids} did not end")
+
+
 def failure_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if "write failed" in line]
 
@@ -61,16 +74,27 @@ def test_plain_for_update_would_make_the_log_write_wait_until_lock_timeout(job, 
 def test_killed_log_connection_between_two_lines_loses_neither(job):
     job.logger.info("before the kill")
     backend_pid = connections["logs"].connection.info.backend_pid
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
-        for _ in range(100):  # until the server has really ended it
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [backend_pid])
-            if cursor.fetchone()[0] == 0:
-                break
-            time.sleep(0.05)
+    terminate([backend_pid])
     job.logger.info("after the kill")
     assert stored_messages(job.pk) == ["before the kill", "after the kill"]
     assert connections["logs"].connection.info.backend_pid != backend_pid
+
+
+def test_buffered_flusher_connection_killed_between_two_batches_loses_neither(job, use_backend):
+    use_backend("buffered")
+    job.logger.info("first batch")
+    assert flush_job_logs(10)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE application_name = 'ami-joblog' AND datname = current_database()"
+        )
+        flusher_pids = [pid for (pid,) in cursor.fetchall()]
+    assert len(flusher_pids) == 1  # the flusher thread's own connection
+    terminate(flusher_pids)
+    job.logger.info("second batch")
+    assert flush_job_logs(10)
+    assert stored_messages(job.pk) == ["first batch", "second batch"]
 
 
 def test_lines_for_a_deleted_job_raise_nothing_and_report_once(job, capsys, caplog):
@@ -167,3 +191,14 @@ def test_no_logger_is_created_per_job(use_backend):
         job_logger(job_id).info("line for job %d", job_id)
     assert set(logging.Logger.manager.loggerDict) == before
     assert len(memory.rows) == 1000
+
+
+def test_a_repeat_count_is_written_about_a_second_later_without_another_line(job, settings):
+    settings.JOB_LOG_REPEAT_WINDOW = 0.2
+    for _ in range(3):
+        job.logger.info("same line")
+    for _ in range(100):  # written by the timer, no flush, no further line
+        if len(stored_messages(job.pk)) == 2:
+            break
+        time.sleep(0.05)
+    assert stored_messages(job.pk) == ["same line", "last message repeated 2 times"]

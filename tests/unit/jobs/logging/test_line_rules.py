@@ -63,8 +63,9 @@ def test_a_pending_count_is_due_after_the_window():
     collapser.feed(row(1, "same"), now=0)
     collapser.feed(row(1, "same"), now=0.5)
     assert collapser.due(now=1.0) == []
+    assert collapser.next_due_in(now=1.0) == 0.5
     assert [r.message for r in collapser.due(now=1.6)] == ["last message repeated 1 times"]
-    assert not collapser.pending()
+    assert not collapser.pending() and collapser.next_due_in() is None
 
 
 def test_forgetting_an_old_job_writes_its_pending_count():
