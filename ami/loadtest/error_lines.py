@@ -16,6 +16,7 @@ ERROR_KINDS: list[tuple[str, re.Pattern[str]]] = [
     ("another_command_in_progress", re.compile(r"another command is already in progress")),
     ("soft_time_limit", re.compile(r"SoftTimeLimitExceeded|soft time limit", re.I)),
     ("idle_in_transaction_kill", re.compile(r"idle.in.transaction", re.I)),
+    ("lock_timeout", re.compile(r"lock timeout", re.I)),
     (
         "connection_killed",
         re.compile(
@@ -28,6 +29,9 @@ ERROR_KINDS: list[tuple[str, re.Pattern[str]]] = [
 # A log record at ERROR or above ("2026-11-28 22:30:00,123 ERROR name: message") or a
 # line that a component printed as its own error report ("... ERROR ..." / "error:").
 ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL)\b|^error:", re.M)
+# Celery re-logs a child's stderr line as "WARNING celery.redirected: <the line>"; the
+# timestamp that counts is the original one, at the start of the redirected text.
+REDIRECTED = re.compile(r"celery\.redirected: ")
 TIMESTAMP = re.compile(r"^\[?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:[,.](\d{1,6}))?")
 FAULT_REPORTS = frozenset({"worker_killed"})
 FAULT_WINDOW = 10.0  # seconds after a fault in which its error lines are counted
@@ -53,7 +57,8 @@ def parse(lines: Iterable[str]) -> list[ErrorLine]:
     for line in lines:
         if not ERROR_LINE.search(line):
             continue
-        found.append(ErrorLine(kind_of(line), _timestamp(line), line.rstrip()))
+        original = REDIRECTED.split(line, maxsplit=1)[-1]
+        found.append(ErrorLine(kind_of(line), _timestamp(original), line.rstrip()))
     return found
 
 

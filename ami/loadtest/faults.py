@@ -59,9 +59,10 @@ class Fault:
 class PeriodicFault(Fault):
     """A fault that strikes every `interval` seconds in a background thread."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, first_after: float | None = None) -> None:
         super().__init__()
         self.interval = interval
+        self.first_after = interval if first_after is None else first_after
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.job_id: int | None = None
@@ -77,7 +78,9 @@ class PeriodicFault(Fault):
             self._thread.join(timeout=self.interval + 30)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        delay = self.first_after
+        while not self._stop.wait(delay):
+            delay = self.interval
             try:
                 self.strike()
             except (psycopg.Error, OSError, psutil.Error) as exc:
@@ -154,15 +157,19 @@ class JobLockHolder(PeriodicFault):
     name = "hold_job_lock"
 
     def __init__(self, database_url: str, hold: float, interval: float | None = None) -> None:
-        super().__init__(interval if interval is not None else hold * 2)
+        super().__init__(interval if interval is not None else hold * 2, first_after=0.5)
         self.database_url = database_url
         self.hold = hold
 
     def strike(self) -> None:
-        with psycopg.connect(self.database_url) as conn, conn.transaction():
-            conn.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", (self.job_id,))
-            self.record(f"{self.hold} s")
-            self._stop.wait(self.hold)
+        with psycopg.connect(self.database_url) as conn:
+            # This session is the fault, not a victim of the idle-in-transaction fault.
+            conn.execute("SET idle_in_transaction_session_timeout = 0")
+            conn.commit()
+            with conn.transaction():
+                conn.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", (self.job_id,))
+                self.record(f"{self.hold} s")
+                self._stop.wait(self.hold)
 
 
 class WorkerKiller(PeriodicFault):

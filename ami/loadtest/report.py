@@ -24,8 +24,8 @@ class ModeResult:
     lines_emitted: int = 0
     lines_stored: int = 0
     lines_lost: int = 0
+    lines_lost_at_sigkill: int = 0  # in flight in a process when it was SIGKILLed
     lines_duplicated: int = 0
-    lost_within_flush_bound: bool = True
     error_lines: dict[str, int] = field(default_factory=dict)
     most_error_lines_per_fault: int = 0
     fault_events: int = 0
@@ -42,6 +42,10 @@ class ModeResult:
     def total_error_lines(self) -> int:
         return sum(self.error_lines.values())
 
+    @property
+    def lines_lost_otherwise(self) -> int:
+        return self.lines_lost - self.lines_lost_at_sigkill
+
 
 ROWS: list[tuple[str, str]] = [
     ("final status", "status"),
@@ -53,6 +57,7 @@ ROWS: list[tuple[str, str]] = [
     ("log lines emitted", "lines_emitted"),
     ("log lines stored", "lines_stored"),
     ("log lines lost", "lines_lost"),
+    ("  of which in flight at SIGKILL", "lines_lost_at_sigkill"),
     ("log lines duplicated", "lines_duplicated"),
     ("error lines (all)", "total_error_lines"),
     ("most error lines / fault", "most_error_lines_per_fault"),
@@ -92,6 +97,13 @@ def render(results: list[ModeResult], console: Console) -> None:
 def write_json(results: list[ModeResult], path: Path, meta: dict) -> None:
     payload = {
         "meta": meta,
-        "modes": [asdict(r) | {"total_error_lines": r.total_error_lines} for r in results],
+        "modes": [
+            asdict(r)
+            | {
+                "total_error_lines": r.total_error_lines,
+                "lines_lost_otherwise": r.lines_lost_otherwise,
+            }
+            for r in results
+        ],
     }
     path.write_text(json.dumps(payload, indent=2))

@@ -84,10 +84,16 @@ class Supervisor:
         return [child for child in self.children if child.process.poll() is not None]
 
     def stop(self, names: list[str] | None = None, grace: float = STOP_GRACE) -> None:
-        """SIGTERM the groups (all, or those named), wait, then SIGKILL what is left."""
+        """SIGTERM each leader (all, or those named), wait, then SIGKILL what is left.
+
+        Only the leader gets SIGTERM: a Celery worker then shuts its pool down warmly
+        (running tasks finish, buffered log lines are flushed), which it cannot do if its
+        pool processes are terminated under it. SIGKILL then goes to the whole group.
+        """
         chosen = [c for c in self.children if names is None or c.name in names]
         for child in chosen:
-            _signal_group(child.pgid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pgid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for child in chosen:
             while time.monotonic() < deadline and (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from datetime import datetime
 
 import django.db
 import psycopg
@@ -63,8 +64,11 @@ class FailureReporter:
             total = self.lost_lines
         if starts_burst:
             detail = " ".join(str(exc).split())[:300]
+            # Shaped like a log record (timestamp, level, name) so log tooling reads it as one.
+            stamp = datetime.now().isoformat(sep=" ", timespec="milliseconds").replace(".", ",")
             sys.stderr.write(
-                f"ami.jobs.logging: {self.what} write failed ({type(exc).__name__}: {detail}); "
+                f"{stamp} ERROR ami.jobs.logging: {self.what} write failed "
+                f"({type(exc).__name__}: {detail}); "
                 f"{total} line(s) lost in this process so far, further failures in this "
                 f"burst are counted silently\n"
             )

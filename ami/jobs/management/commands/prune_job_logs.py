@@ -1,4 +1,7 @@
-"""Retention for JobLog: delete rows older than an age, and/or beyond the newest N per job.
+"""Retention for JobLog: rows older than an age, beyond the newest N per job, or orphaned.
+
+Orphans are lines written for a job deleted meanwhile (JobLog.job has no database
+constraint, see the model).
 
 Deletes in batches (short statements, no long lock), so it can run while jobs log.
 """
@@ -12,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count
 from django.utils import timezone
 
-from ami.jobs.models import JobLog
+from ami.jobs.models import Job, JobLog
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -32,6 +35,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--older-than", help="age, e.g. 30d, 12h, 2w")
         parser.add_argument("--keep-per-job", type=int, help="keep at most the newest N per job")
+        parser.add_argument(
+            "--orphans", action="store_true", help="delete lines whose job no longer exists"
+        )
         parser.add_argument("--batch-size", type=int, default=10_000, help="rows per DELETE")
         parser.add_argument("--dry-run", action="store_true", help="count, do not delete")
 
@@ -40,12 +46,13 @@ class Command(BaseCommand):
         *args: object,
         older_than: str | None,
         keep_per_job: int | None,
+        orphans: bool,
         batch_size: int,
         dry_run: bool,
         **options: object,
     ) -> None:
-        if older_than is None and keep_per_job is None:
-            raise CommandError("give --older-than, --keep-per-job, or both")
+        if older_than is None and keep_per_job is None and not orphans:
+            raise CommandError("give --older-than, --keep-per-job, --orphans, or a combination")
         if keep_per_job is not None and keep_per_job < 0:
             raise CommandError("--keep-per-job must be 0 or more")
         if batch_size < 1:
@@ -58,6 +65,9 @@ class Command(BaseCommand):
             )
         if keep_per_job is not None:
             deleted += prune_per_job(keep_per_job, batch_size, dry_run)
+        if orphans:
+            orphaned = JobLog.objects.exclude(job_id__in=Job.objects.values("pk"))
+            deleted += delete_batched(orphaned, batch_size, dry_run)
         verb = "would delete" if dry_run else "deleted"
         self.stdout.write(f"{verb} {deleted} job log rows")
 

@@ -108,7 +108,7 @@ def test_prune_dry_run_deletes_nothing(job):
 @pytest.mark.parametrize(
     "args, message",
     [
-        ([], "give --older-than, --keep-per-job, or both"),
+        ([], "give --older-than, --keep-per-job, --orphans, or a combination"),
         (["--older-than", "30 days"], "is not a duration"),
         (["--keep-per-job", "-1"], "must be 0 or more"),
     ],
