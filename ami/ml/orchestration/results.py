@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 
 from ami.jobs.locking import StageCounts, record_image_result, touch_heartbeat
 from ami.jobs.logging import job_logger
@@ -25,6 +26,7 @@ from ami.main.models import Classification, Detection
 from ami.ml.models import Algorithm
 from ami.ml.orchestration import nats
 from ami.ml.orchestration.finish import finish_if_complete
+from ami.ml.orchestration.interrupt import abandon_connection_on_interrupt
 from ami.ml.schemas import PipelineResult
 
 logger = logging.getLogger(__name__)
@@ -60,7 +62,8 @@ def algorithm_ids(keys: set[str]) -> dict[str, int]:
 def save_result(job_id: int, result: PipelineResult) -> SaveOutcome:
     """Save one result and count it, once; `counted` is False for a repeat."""
     algorithms = algorithm_ids(result.algorithm_keys())
-    with transaction.atomic():
+    with transaction.atomic(), abandon_connection_on_interrupt():
+        _bound_lock_waits()
         detections, classifications = _insert(result, algorithms)
         stages = record_image_result(
             job_id,
@@ -73,6 +76,13 @@ def save_result(job_id: int, result: PipelineResult) -> SaveOutcome:
         if not stages:
             transaction.set_rollback(True)
     return SaveOutcome(bool(stages), detections, classifications, stages)
+
+
+def _bound_lock_waits() -> None:
+    # A lock wait past this ends as an OperationalError, which the task retries with backoff,
+    # well before the Celery soft time limit would interrupt it.
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.RESULT_LOCK_TIMEOUT_MS}ms"])
 
 
 def _insert(result: PipelineResult, algorithms: dict[str, int]) -> tuple[int, int]:
@@ -143,9 +153,9 @@ def process_result(job_id: int, result: PipelineResult, reply_subject: str) -> S
 def _ack(job_id: int, reply_subject: str) -> None:
     try:
         nats.ack(reply_subject)
-    except nats.NoRespondersError:
-        # The stream is gone: fine once the job is final (its queue was deleted), an error
-        # otherwise, which the caller's retry cannot fix.
+    except (nats.NoRespondersError, nats.NatsTimeoutError):
+        # Unconfirmed. Fine once the job is final: its stream is deleted (or being deleted)
+        # and nothing is redelivered. Otherwise raise, and the task is retried.
         if Job.objects.filter(pk=job_id, status__in=list(FINAL_STATES)).exists():
             return
         raise

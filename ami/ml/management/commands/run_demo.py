@@ -91,7 +91,11 @@ class Command(BaseCommand):
             start_servers(supervisor, console, port, int(options["results_concurrency"]))
             start_job(job.pk)
             for i in range(int(options["workers"])):
-                child = supervisor.start(f"worker-{i}", worker_argv(port, token, job.pk, options))
+                child = supervisor.start(
+                    f"worker-{i}",
+                    worker_argv(port, job.pk, options),
+                    env={"AMI_PROCESSING_TOKEN": token},  # not on the command line: ps shows it
+                )
                 console.print(f"  processing worker-{i}: pid {child.pgid}")
             problem = follow(console, supervisor, job, float(options["timeout"]))
             interrupted = False
@@ -148,10 +152,10 @@ def wait_for_web(supervisor: Supervisor, port: int) -> None:
     raise CommandError(f"web server not answering on port {port} after {WEB_READY_TIMEOUT}s")
 
 
-def worker_argv(port: int, token: str, job_id: int, options: dict) -> list[str]:
+def worker_argv(port: int, job_id: int, options: dict) -> list[str]:
     return [
         sys.executable, "-m", "ami", "worker",
-        "--url", f"http://127.0.0.1:{port}", "--token", token, "--job", str(job_id),
+        "--url", f"http://127.0.0.1:{port}", "--job", str(job_id),
         "--concurrency", str(options["worker_concurrency"]), "--batch", str(options["batch"]),
         "--inference-delay", str(options["inference_delay"]),
     ]  # fmt: skip
