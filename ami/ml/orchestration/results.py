@@ -13,6 +13,7 @@ processing service sends the result again, and step 1 finds it already counted.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -31,7 +32,8 @@ from ami.ml.schemas import PipelineResult
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_INTERVAL = 2.0  # seconds; result tasks write the job row at most this often
+HEARTBEAT_INTERVAL = 2.0  # seconds; a process writes a job's heartbeat at most this often
+HEARTBEAT_MEMORY = 1000  # jobs remembered per process
 
 
 class UnknownAlgorithm(ValueError):
@@ -50,9 +52,18 @@ class SaveOutcome:
         return bool(self.stages) and all(stage.complete for stage in self.stages)
 
 
+# Algorithm key -> id, per process: algorithms are created once and never renamed.
+_algorithm_ids: dict[str, int] = {}
+# Job id -> monotonic time of this process's last heartbeat for it.
+_last_heartbeat: dict[int, float] = {}
+
+
 def algorithm_ids(keys: set[str]) -> dict[str, int]:
     """Map algorithm keys to ids; raise UnknownAlgorithm naming any that are missing."""
-    found = dict(Algorithm.objects.filter(key__in=keys).values_list("key", "pk"))
+    unknown = keys - _algorithm_ids.keys()
+    if unknown:
+        _algorithm_ids.update(Algorithm.objects.filter(key__in=unknown).values_list("key", "pk"))
+    found = {key: _algorithm_ids[key] for key in keys if key in _algorithm_ids}
     missing = sorted(keys - found.keys())
     if missing:
         raise UnknownAlgorithm(f"unknown algorithm(s): {', '.join(missing)}")
@@ -131,7 +142,7 @@ def process_result(job_id: int, result: PipelineResult, reply_subject: str) -> S
     log = job_logger(job_id)
     context = {"image_id": result.image_id}
     if outcome.counted:
-        touch_heartbeat(job_id, min_interval=HEARTBEAT_INTERVAL)
+        _heartbeat(job_id)
         if result.error is not None:
             log.error("Image %s failed: %s", result.image_id, result.error, extra=context)
         else:
@@ -148,6 +159,15 @@ def process_result(job_id: int, result: PipelineResult, reply_subject: str) -> S
     if outcome.complete or not outcome.counted:
         finish_if_complete(job_id)
     return outcome
+
+
+def _heartbeat(job_id: int) -> None:
+    now = time.monotonic()
+    if now - _last_heartbeat.get(job_id, -HEARTBEAT_INTERVAL) >= HEARTBEAT_INTERVAL:
+        if len(_last_heartbeat) > HEARTBEAT_MEMORY:
+            _last_heartbeat.clear()  # long-lived workers see many jobs; keep this small
+        _last_heartbeat[job_id] = now
+        touch_heartbeat(job_id, min_interval=HEARTBEAT_INTERVAL)
 
 
 def _ack(job_id: int, reply_subject: str) -> None:

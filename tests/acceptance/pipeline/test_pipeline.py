@@ -120,3 +120,19 @@ def test_cancel_stops_serving_tasks_and_removes_the_queue(stack, demo_project):
     assert job.status == JobStatus.REVOKED
     assert nats.consumer_state(job.pk) is None
     assert process_stage(job).processed < 16
+
+
+def test_sigterm_lets_the_worker_post_its_batch_then_exit(stack, demo_project):
+    project, pipeline = demo_project
+    stack.celery("celery", "ml_results")
+    job = create_job(project, pipeline, "graceful stop", {"limit": 16})
+    start_in_process(job)
+    stack.worker("worker", job, "--batch", "3", "--concurrency", "1", "--inference-delay", "1")
+    wait_until(lambda: nats.consumer_state(job.pk).ack_pending == 3, "a batch in hand")
+    child = stack.supervisor.children[-1]
+    os.kill(child.pgid, signal.SIGTERM)
+    assert child.process.wait(timeout=60) == 0
+    assert "Stopped: 3 images in 1 batches" in stack.log("worker")
+    wait_until(lambda: process_stage(job).processed == 3, "its three results")
+    assert nats.consumer_state(job.pk).pending == 13
+    nats.delete_queue(job.pk)
