@@ -52,18 +52,13 @@ class SaveOutcome:
         return bool(self.stages) and all(stage.complete for stage in self.stages)
 
 
-# Algorithm key -> id, per process: algorithms are created once and never renamed.
-_algorithm_ids: dict[str, int] = {}
 # Job id -> monotonic time of this process's last heartbeat for it.
 _last_heartbeat: dict[int, float] = {}
 
 
 def algorithm_ids(keys: set[str]) -> dict[str, int]:
     """Map algorithm keys to ids; raise UnknownAlgorithm naming any that are missing."""
-    unknown = keys - _algorithm_ids.keys()
-    if unknown:
-        _algorithm_ids.update(Algorithm.objects.filter(key__in=unknown).values_list("key", "pk"))
-    found = {key: _algorithm_ids[key] for key in keys if key in _algorithm_ids}
+    found = dict(Algorithm.objects.filter(key__in=keys).values_list("key", "pk"))
     missing = sorted(keys - found.keys())
     if missing:
         raise UnknownAlgorithm(f"unknown algorithm(s): {', '.join(missing)}")
