@@ -81,7 +81,9 @@ def save_result(job_id: int, result: PipelineResult) -> SaveOutcome:
         )
         if not stages:
             transaction.set_rollback(True)
-    return SaveOutcome(bool(stages), detections, classifications, stages)
+    if not stages:
+        return SaveOutcome(False, 0, 0, [])
+    return SaveOutcome(True, detections, classifications, stages)
 
 
 def _bound_lock_waits() -> None:
@@ -169,8 +171,8 @@ def _ack(job_id: int, reply_subject: str) -> None:
     try:
         nats.ack(reply_subject)
     except (nats.NoRespondersError, nats.NatsTimeoutError):
-        # Unconfirmed. Fine once the job is final: its stream is deleted (or being deleted)
-        # and nothing is redelivered. Otherwise raise, and the task is retried.
-        if Job.objects.filter(pk=job_id, status__in=list(FINAL_STATES)).exists():
+        # Unconfirmed. Fine once the job is final or deleted: its stream is deleted (or being
+        # deleted) and nothing is redelivered. Otherwise raise, and the task is retried.
+        if not Job.objects.filter(pk=job_id).exclude(status__in=list(FINAL_STATES)).exists():
             return
         raise

@@ -134,3 +134,14 @@ def test_bad_params_fail_the_job_with_the_reason(project, pipeline, images):
     job = start(create_job(project, pipeline, "bad", params={"limit": "many"}))
     assert job.status == JobStatus.FAILURE
     assert "params.limit" in job.failure_reason
+
+
+def test_result_for_a_deleted_job_is_dropped_quietly(started_job, images):
+    tasks = reserve_all(started_job.pk)
+    nats.delete_queue(started_job.pk)
+    job_id = started_job.pk
+    Job.objects.filter(pk=job_id).delete()
+    first = images[0].pk
+    outcome = process_nats_pipeline_result(job_id, make_result(first, tasks[first]), tasks[first])
+    assert outcome == {"counted": False, "detections": 0}
+    assert not Detection.objects.filter(source_image_id=first).exists()
