@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.conf import settings
+from django.conf import settings as django_settings
 
 from ami.jobs.models import Job
 from ami.ml.demo_setup import ensure_images, ensure_pipeline, processing_token
@@ -67,7 +67,7 @@ class Stack:
 
 
 @pytest.fixture
-def media_root(tmp_path: Path) -> Path:
+def media_root(tmp_path: Path, settings) -> Path:
     root = tmp_path / "media"
     settings.MEDIA_ROOT = root
     return root
@@ -98,7 +98,7 @@ def stack_env(subprocess_env, media_root, stack_extra_env) -> dict[str, str]:
 @pytest.fixture
 def stack(stack_env, tmp_path, demo_project):
     """Web server up and answering; Celery and processing workers are started by the test."""
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
     broker.delete("ml_results", "jobs")
     supervisor = Supervisor(tmp_path / "logs", stack_env)
     port = free_port()

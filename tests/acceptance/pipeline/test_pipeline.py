@@ -8,7 +8,6 @@ import signal
 
 import psycopg
 import pytest
-from django.conf import settings
 
 from ami.jobs.lifecycle import cancel_job, create_job, start_job
 from ami.jobs.locking import transition
@@ -65,7 +64,7 @@ def test_small_job_end_to_end(stack, demo_project):
     )
 
 
-def test_killed_worker_tasks_are_redelivered(stack, demo_project):
+def test_killed_worker_tasks_are_redelivered(stack, demo_project, settings):
     project, pipeline = demo_project
     settings.NATS_TASK_ACK_WAIT = SHORT_ACK_WAIT
     stack.celery("celery", "ml_results")
@@ -83,7 +82,9 @@ def test_killed_worker_tasks_are_redelivered(stack, demo_project):
 
 # Celery takes a task's time limits from the sender's settings: the web server too.
 @pytest.mark.parametrize("stack_extra_env", [{"AMI_TASK_SOFT_TIME_LIMIT": "1"}])
-def test_soft_time_limit_leaves_the_message_for_redelivery(stack, stack_env, demo_project):
+def test_soft_time_limit_leaves_the_message_for_redelivery(
+    stack, stack_env, demo_project, settings
+):
     project, pipeline = demo_project
     settings.NATS_TASK_ACK_WAIT = SHORT_ACK_WAIT
     stack.celery("celery", "ml_results")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 
 from ami.jobs.lifecycle import cancel_job
@@ -36,7 +35,7 @@ def test_tasks_need_a_processing_service_token(started_job):
 
 
 def test_reserve_hands_out_each_task_once_with_a_downloadable_image(
-    client, started_job, images, tmp_path
+    client, started_job, images, tmp_path, settings
 ):
     settings.MEDIA_ROOT = tmp_path
     (tmp_path / "img").mkdir()
