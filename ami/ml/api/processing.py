@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from pydantic import ValidationError
 from rest_framework import status
 from rest_framework.request import Request
@@ -33,6 +34,20 @@ logger = logging.getLogger(__name__)
 class ProcessingServiceView(APIView):
     authentication_classes = [ProcessingServiceAuthentication]
     permission_classes = [IsProcessingService]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # A dropped or killed database connection is transient: tell the service to retry
+        # (its requests are idempotent) instead of answering 500. Django discards the
+        # broken connection when the request ends.
+        if isinstance(exc, OperationalError | InterfaceError):
+            logger.warning("Database unavailable for %s", self.request.path, exc_info=True)
+            response = Response(
+                {"detail": "the database is unavailable; retry later"},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+            response["Retry-After"] = "1"
+            return response
+        return super().handle_exception(exc)
 
     def job_or_error(self, job_id: int) -> tuple[Job | None, Response | None]:
         job = Job.objects.filter(pk=job_id).only("status").first()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 
 import psycopg
 import pytest
+from django.db import connection
 
 from ami.jobs.lifecycle import cancel_job, create_job, start_job
 from ami.jobs.locking import transition
@@ -137,3 +139,39 @@ def test_sigterm_lets_the_worker_post_its_batch_then_exit(stack, demo_project):
     wait_until(lambda: process_stage(job).processed == 3, "its three results")
     assert nats.consumer_state(job.pk).pending == 13
     nats.delete_queue(job.pk)
+
+
+def test_connections_killed_by_postgres_leave_the_job_correct(stack, stack_env, demo_project):
+    project, pipeline = demo_project
+    stack.celery("celery", "ml_results")
+    job = create_job(project, pipeline, "terminated connections", {"limit": 16})
+    start_in_process(job)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        own_pid = cursor.fetchone()[0]
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def terminate_others() -> None:
+        url = stack_env["DATABASE_URL"].replace("postgres://", "postgresql://")
+        with psycopg.connect(url, autocommit=True) as chaos:
+            while not stop.wait(0.15):
+                rows = chaos.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND backend_type = 'client backend'"
+                    " AND pid NOT IN (pg_backend_pid(), %s)",
+                    (own_pid,),
+                ).fetchall()
+                killed.extend(1 for row in rows if row[0])
+
+    chaos = threading.Thread(target=terminate_others)
+    chaos.start()
+    try:
+        stack.worker("worker", job, "--batch", "2")
+        wait_until(lambda: final(job), "the job to finish")
+    finally:
+        stop.set()
+        chaos.join()
+    assert len(killed) > 5
+    assert job.status == JobStatus.SUCCESS
+    assert_exact(job, 16)
