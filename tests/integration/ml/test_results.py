@@ -9,6 +9,7 @@ from django.db import connection
 
 from ami.jobs.lifecycle import cancel_job, create_job
 from ami.jobs.models import ImageTask, Job, JobStage
+from ami.jobs.progress import read_progress
 from ami.jobs.states import JobStatus, StageKey, StageStatus, TaskState
 from ami.jobs.tasks import process_nats_pipeline_result
 from ami.main.models import Classification, Detection
@@ -145,3 +146,13 @@ def test_result_for_a_deleted_job_is_dropped_quietly(started_job, images):
     outcome = process_nats_pipeline_result(job_id, make_result(first, tasks[first]), tasks[first])
     assert outcome == {"counted": False, "detections": 0}
     assert not Detection.objects.filter(source_image_id=first).exists()
+
+
+def test_progress_snapshot_reads_status_and_counters(started_job, images):
+    tasks = reserve_all(started_job.pk)
+    first = images[0].pk
+    process_nats_pipeline_result(started_job.pk, make_result(first, tasks[first]), tasks[first])
+    snapshot = read_progress(started_job.pk)
+    assert (snapshot.status, snapshot.is_final) == (JobStatus.STARTED, False)
+    assert (snapshot.process.done, snapshot.process.total, snapshot.process.detections) == (1, 5, 2)
+    assert snapshot.stages[StageKey.COLLECT].progress == 1.0

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from ami.jobs.lifecycle import cancel_job, create_job, start_job
 from ami.jobs.models import Job, JobLog, JobStage
+from ami.jobs.progress import read_progress
 from ami.jobs.states import StageKey
 from ami.ml.demo_setup import Score, ensure_images, ensure_pipeline, evaluate, processing_token
 from ami.ml.supervisor import Supervisor
@@ -174,18 +175,18 @@ def follow(console: Console, supervisor: Supervisor, job: Job, timeout: float) -
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(f"job {job.pk}", total=None)
         while True:
-            job.refresh_from_db(fields=["status"])
-            stage = JobStage.objects.get(job=job, key=StageKey.PROCESS)
+            snapshot = read_progress(job.pk)
+            stage = snapshot.process
             progress.update(
                 bar,
                 total=stage.total or None,
-                completed=stage.processed + stage.failed,
+                completed=stage.done,
                 description=(
-                    f"job {job.pk} {job.status}: {stage.detections} detections,"
+                    f"job {job.pk} {snapshot.status}: {stage.detections} detections,"
                     f" {stage.failed} failed"
                 ),
             )
-            if job.is_final:
+            if snapshot.is_final:
                 return ""
             dead = [c.name for c in supervisor.exited()]
             if dead:
