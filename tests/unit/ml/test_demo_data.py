@@ -33,6 +33,9 @@ def test_dataset_is_written_once_with_its_ground_truth(tmp_path):
     assert first.stat().st_mtime_ns == stamp
     (seed, count), read = demo_data.read_ground_truth(tmp_path)
     assert (seed, count, read) == (3, 4, truth)
+    fewer = demo_data.write_dataset(tmp_path, 2, seed=3)
+    assert fewer == {name: truth[name] for name in list(truth)[:2]}
+    assert first.stat().st_mtime_ns == stamp
 
 
 def test_bundled_model_detects_and_classifies_unseen_images():
