@@ -12,6 +12,7 @@ from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.models import ImageTask, Job
 from ami.jobs.states import JobStatus, StageStatus, TaskState
+from ami.jobs.tasks import check_stale_jobs as check_stale_jobs_task
 from ami.jobs.tasks import process_nats_pipeline_result
 from ami.ml.orchestration import nats
 from ami.ml.orchestration.stale import check_stale_jobs
@@ -28,10 +29,13 @@ def age(job: Job) -> None:
     Job.objects.filter(pk=job.pk).update(created_at=old, started_at=old, last_heartbeat_at=old)
 
 
-def test_dead_job_is_failed_with_the_reason_and_its_queue_removed(project, pipeline, images):
+def test_dead_job_is_failed_with_the_reason_and_its_queue_removed(
+    project, pipeline, images, settings
+):
+    settings.JOB_STALE_AFTER = 600
     dead = start(create_job(project, pipeline, "dead"))
     age(dead)
-    assert check_stale_jobs(stale_after=600) == [dead.pk]
+    assert check_stale_jobs_task() == [dead.pk]  # the Celery beat task, run here
     dead.refresh_from_db()
     assert dead.status == JobStatus.FAILURE
     assert "no heartbeat" in dead.failure_reason and "5 images" in dead.failure_reason
