@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ami.jobs.locking import touch_heartbeat
 from ami.jobs.models import ImageTask, Job
 from ami.jobs.states import JobStatus
 from ami.jobs.tasks import process_nats_pipeline_result
@@ -29,6 +30,8 @@ from ami.ml.orchestration import nats
 from ami.ml.schemas import ReserveRequest, ResultBatch, Task, TaskMessage, describe_errors
 
 logger = logging.getLogger(__name__)
+
+RESERVE_HEARTBEAT_INTERVAL = 5.0  # seconds
 
 
 class ProcessingServiceView(APIView):
@@ -97,6 +100,9 @@ class ReserveTasksView(ProcessingServiceView):
                 {"detail": "the task queue is unavailable; retry later"},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
+        if reserved:
+            # A service taking work is a sign of life too (results may take a while).
+            touch_heartbeat(job_id, min_interval=RESERVE_HEARTBEAT_INTERVAL)
         tasks = [self.task(request, item) for item in reserved]
         return Response({"status": job.status, "tasks": [t.model_dump() for t in tasks]})
 
