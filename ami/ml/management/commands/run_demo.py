@@ -60,32 +60,38 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _interrupt)
         console = Console()
         started = time.monotonic()
-        with console.status("Preparing demo images and pipeline..."):
-            project = ensure_images(int(options["images"]))
-            pipeline = ensure_pipeline()
-            token = processing_token()
-        port = free_port()
-        supervisor = Supervisor(run_dir() / "demo", {**os.environ, "PYTHONUNBUFFERED": "1"})
-        job = create_job(
-            project,
-            pipeline,
-            DEMO_JOB_NAME.format(count=options["images"]),
-            {"limit": int(options["images"])},
-        )
         try:
-            outcome = self.run(supervisor, console, job, port, token, options, started)
-            print_summary(console, outcome, port, evaluate(outcome.job))
-            if options["serve"] and not outcome.interrupted:
-                supervisor.stop([c.name for c in supervisor.children if c.name != "web"])
-                console.print("Serving the job page; Ctrl-C to stop.")
-                while True:
-                    time.sleep(1)
+            with console.status("Preparing demo images and pipeline..."):
+                project = ensure_images(int(options["images"]))
+                pipeline = ensure_pipeline()
+                token = processing_token()
+        except KeyboardInterrupt:
+            console.print("Interrupted before any process started.")
+            return
+        count = int(options["images"])
+        job = create_job(project, pipeline, DEMO_JOB_NAME.format(count=count), {"limit": count})
+        supervisor = Supervisor(run_dir() / "demo", {**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            self.run_and_report(supervisor, console, job, token, options, started)
         except KeyboardInterrupt:
             console.print("Stopping...")
         finally:
+            # Further Ctrl-C must not cut the cleanup short and leave processes behind.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             supervisor.stop([c.name for c in supervisor.children if c.name.startswith("worker")])
             supervisor.stop()
             console.print("All demo processes stopped.")
+
+    def run_and_report(self, supervisor, console, job, token, options, started) -> None:
+        port = free_port()
+        outcome = self.run(supervisor, console, job, port, token, options, started)
+        print_summary(console, outcome, port, evaluate(outcome.job))
+        if options["serve"] and not outcome.interrupted:
+            supervisor.stop([c.name for c in supervisor.children if c.name != "web"])
+            console.print("Serving the job page; Ctrl-C to stop.")
+            while True:
+                time.sleep(1)
 
     def run(self, supervisor, console, job, port, token, options, started) -> Outcome:
         try:
