@@ -32,18 +32,13 @@ class Child:
 
 
 def group_alive(pgid: int) -> bool:
-    """True while any process of the group exists (zombies of our own children reaped)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """True while any process of the group still runs."""
+    return bool(group_members(pgid))
 
 
 def group_members(pgid: int) -> list[int]:
-    """Pids whose process group is `pgid` (read from /proc; zombies included)."""
+    """Running pids whose process group is `pgid` (read from /proc; zombies are not running:
+    an orphan's zombie waits for whoever adopted it to reap it)."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -52,7 +47,7 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-        if int(fields[2]) == pgid:
+        if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(entry.name))
     return members
 
@@ -64,7 +59,8 @@ class Supervisor:
         self.children: list[Child] = []
         log_dir.mkdir(parents=True, exist_ok=True)
 
-    def start(self, name: str, argv: list[str]) -> Child:
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        """Start `argv` in its own session; `env` adds to the supervisor's environment."""
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
@@ -72,7 +68,7 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 start_new_session=True,
             )
         child = Child(name, process, log_path)
