@@ -164,6 +164,9 @@ IMAGE_URL_MAX_AGE = int(os.environ.get("AMI_IMAGE_URL_MAX_AGE", "86400"))  # sec
 JOB_STALE_AFTER = int(os.environ.get("AMI_JOB_STALE_AFTER", "900"))  # seconds without heartbeat
 JOB_STALE_CHECK_INTERVAL = float(os.environ.get("AMI_JOB_STALE_CHECK_INTERVAL", "60"))  # seconds
 RESULT_TASK_MAX_RETRIES = int(os.environ.get("AMI_RESULT_TASK_MAX_RETRIES", "8"))
+# Bounds row-lock waits while saving a result (then: retry with backoff). Keep it well
+# under the Celery soft time limit.
+RESULT_LOCK_TIMEOUT_MS = int(os.environ.get("AMI_RESULT_LOCK_TIMEOUT_MS", "30000"))
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "check-stale-jobs": {

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from ami.ml.orchestration import dispatch, nats, results, stale
+from ami.ml.orchestration import dispatch, nats, results, stale, undeliverable
 from ami.ml.schemas import PipelineResult
 
 # Errors that a later attempt can get past: a dropped or killed database connection, a NATS
@@ -41,5 +41,6 @@ def process_nats_pipeline_result(job_id: int, result: dict, reply_subject: str) 
 
 @shared_task(name="ami.jobs.tasks.check_stale_jobs", ignore_result=True)
 def check_stale_jobs() -> list[int]:
-    """Finalize running jobs without a heartbeat for `JOB_STALE_AFTER` seconds."""
+    """Fail images NATS gave up on; finalize jobs without a heartbeat for `JOB_STALE_AFTER`."""
+    undeliverable.fail_undeliverable_tasks()
     return stale.check_stale_jobs()

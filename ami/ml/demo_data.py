@@ -106,13 +106,14 @@ def image_name(index: int) -> str:
 def write_dataset(folder: Path, count: int, seed: int = 2024) -> dict[str, list[TruthBox]]:
     """Write `count` images and `ground_truth.json` into folder, unless already there.
 
-    Returns {file name: objects}. An existing dataset of the same seed, count and format
-    is reused as it is.
+    Returns {file name: objects}. An existing dataset of the same seed and format with at
+    least `count` images is reused (image `i` is the same whatever the count).
     """
     folder.mkdir(parents=True, exist_ok=True)
     existing = read_ground_truth(folder)
-    if existing is not None and existing[0] == (seed, count):
-        return existing[1]
+    if existing is not None and existing[0][0] == seed and existing[0][1] >= count:
+        wanted = {image_name(index) for index in range(count)}
+        return {name: objs for name, objs in existing[1].items() if name in wanted}
     truth: dict[str, list[TruthBox]] = {}
     for index in range(count):
         pixels, objects = render(seed, index)

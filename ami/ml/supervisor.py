@@ -32,18 +32,13 @@ class Child:
 
 
 def group_alive(pgid: int) -> bool:
-    """True while any process of the group exists (zombies of our own children reaped)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """True while any process of the group still runs."""
+    return bool(group_members(pgid))
 
 
 def group_members(pgid: int) -> list[int]:
-    """Pids whose process group is `pgid` (read from /proc; zombies included)."""
+    """Running pids whose process group is `pgid` (read from /proc; zombies are not running:
+    an orphan's zombie waits for whoever adopted it to reap it)."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -52,7 +47,7 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-        if int(fields[2]) == pgid:
+        if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(entry.name))
     return members
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from pydantic import ValidationError
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ami.jobs.locking import touch_heartbeat
 from ami.jobs.models import ImageTask, Job
 from ami.jobs.states import JobStatus
 from ami.jobs.tasks import process_nats_pipeline_result
@@ -29,10 +31,26 @@ from ami.ml.schemas import ReserveRequest, ResultBatch, Task, TaskMessage, descr
 
 logger = logging.getLogger(__name__)
 
+RESERVE_HEARTBEAT_INTERVAL = 5.0  # seconds
+
 
 class ProcessingServiceView(APIView):
     authentication_classes = [ProcessingServiceAuthentication]
     permission_classes = [IsProcessingService]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # A dropped or killed database connection is transient: tell the service to retry
+        # (its requests are idempotent) instead of answering 500. Django discards the
+        # broken connection when the request ends.
+        if isinstance(exc, OperationalError | InterfaceError):
+            logger.warning("Database unavailable for %s", self.request.path, exc_info=True)
+            response = Response(
+                {"detail": "the database is unavailable; retry later"},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+            response["Retry-After"] = "1"
+            return response
+        return super().handle_exception(exc)
 
     def job_or_error(self, job_id: int) -> tuple[Job | None, Response | None]:
         job = Job.objects.filter(pk=job_id).only("status").first()
@@ -82,6 +100,9 @@ class ReserveTasksView(ProcessingServiceView):
                 {"detail": "the task queue is unavailable; retry later"},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
+        if reserved:
+            # A service taking work is a sign of life too (results may take a while).
+            touch_heartbeat(job_id, min_interval=RESERVE_HEARTBEAT_INTERVAL)
         tasks = [self.task(request, item) for item in reserved]
         return Response({"status": job.status, "tasks": [t.model_dump() for t in tasks]})
 

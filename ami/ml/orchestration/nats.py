@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import signal
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -39,6 +40,16 @@ STATUS_HEADER = "Status"
 # Statuses that end a no_wait pull: 404 no messages, 408 request expired, 409 e.g. deleted.
 END_OF_PULL = {"404", "408", "409"}
 NO_RESPONDERS = "503"
+ASYNC_SIGNALS = {
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+    signal.SIGCHLD,
+}
 
 __all__ = [
     "NatsError",
@@ -99,10 +110,17 @@ class _Bridge:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="nats")
+        self.thread = threading.Thread(target=self._serve, daemon=True, name="nats")
         self.thread.start()
         self.client: Client | None = None
         self.lock = asyncio.Lock()
+
+    def _serve(self) -> None:
+        # Process-directed signals must reach the main thread: Celery's soft time limit
+        # (SIGUSR1) delivered to this thread would not interrupt a main thread blocked in
+        # a query, and the task would run on to the hard limit.
+        signal.pthread_sigmask(signal.SIG_BLOCK, ASYNC_SIGNALS)
+        self.loop.run_forever()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)

@@ -13,9 +13,11 @@ processing service sends the result again, and step 1 finds it already counted.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 
 from ami.jobs.locking import StageCounts, record_image_result, touch_heartbeat
 from ami.jobs.logging import job_logger
@@ -25,11 +27,13 @@ from ami.main.models import Classification, Detection
 from ami.ml.models import Algorithm
 from ami.ml.orchestration import nats
 from ami.ml.orchestration.finish import finish_if_complete
+from ami.ml.orchestration.interrupt import abandon_connection_on_interrupt
 from ami.ml.schemas import PipelineResult
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_INTERVAL = 2.0  # seconds; result tasks write the job row at most this often
+HEARTBEAT_INTERVAL = 2.0  # seconds; a process writes a job's heartbeat at most this often
+HEARTBEAT_MEMORY = 1000  # jobs remembered per process
 
 
 class UnknownAlgorithm(ValueError):
@@ -48,6 +52,10 @@ class SaveOutcome:
         return bool(self.stages) and all(stage.complete for stage in self.stages)
 
 
+# Job id -> monotonic time of this process's last heartbeat for it.
+_last_heartbeat: dict[int, float] = {}
+
+
 def algorithm_ids(keys: set[str]) -> dict[str, int]:
     """Map algorithm keys to ids; raise UnknownAlgorithm naming any that are missing."""
     found = dict(Algorithm.objects.filter(key__in=keys).values_list("key", "pk"))
@@ -60,7 +68,8 @@ def algorithm_ids(keys: set[str]) -> dict[str, int]:
 def save_result(job_id: int, result: PipelineResult) -> SaveOutcome:
     """Save one result and count it, once; `counted` is False for a repeat."""
     algorithms = algorithm_ids(result.algorithm_keys())
-    with transaction.atomic():
+    with transaction.atomic(), abandon_connection_on_interrupt():
+        _bound_lock_waits()
         detections, classifications = _insert(result, algorithms)
         stages = record_image_result(
             job_id,
@@ -72,7 +81,16 @@ def save_result(job_id: int, result: PipelineResult) -> SaveOutcome:
         )
         if not stages:
             transaction.set_rollback(True)
-    return SaveOutcome(bool(stages), detections, classifications, stages)
+    if not stages:
+        return SaveOutcome(False, 0, 0, [])
+    return SaveOutcome(True, detections, classifications, stages)
+
+
+def _bound_lock_waits() -> None:
+    # A lock wait past this ends as an OperationalError, which the task retries with backoff,
+    # well before the Celery soft time limit would interrupt it.
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.RESULT_LOCK_TIMEOUT_MS}ms"])
 
 
 def _insert(result: PipelineResult, algorithms: dict[str, int]) -> tuple[int, int]:
@@ -121,7 +139,7 @@ def process_result(job_id: int, result: PipelineResult, reply_subject: str) -> S
     log = job_logger(job_id)
     context = {"image_id": result.image_id}
     if outcome.counted:
-        touch_heartbeat(job_id, min_interval=HEARTBEAT_INTERVAL)
+        _heartbeat(job_id)
         if result.error is not None:
             log.error("Image %s failed: %s", result.image_id, result.error, extra=context)
         else:
@@ -140,12 +158,21 @@ def process_result(job_id: int, result: PipelineResult, reply_subject: str) -> S
     return outcome
 
 
+def _heartbeat(job_id: int) -> None:
+    now = time.monotonic()
+    if now - _last_heartbeat.get(job_id, -HEARTBEAT_INTERVAL) >= HEARTBEAT_INTERVAL:
+        if len(_last_heartbeat) > HEARTBEAT_MEMORY:
+            _last_heartbeat.clear()  # long-lived workers see many jobs; keep this small
+        _last_heartbeat[job_id] = now
+        touch_heartbeat(job_id, min_interval=HEARTBEAT_INTERVAL)
+
+
 def _ack(job_id: int, reply_subject: str) -> None:
     try:
         nats.ack(reply_subject)
-    except nats.NoRespondersError:
-        # The stream is gone: fine once the job is final (its queue was deleted), an error
-        # otherwise, which the caller's retry cannot fix.
-        if Job.objects.filter(pk=job_id, status__in=list(FINAL_STATES)).exists():
+    except (nats.NoRespondersError, nats.NatsTimeoutError):
+        # Unconfirmed. Fine once the job is final or deleted: its stream is deleted (or being
+        # deleted) and nothing is redelivered. Otherwise raise, and the task is retried.
+        if not Job.objects.filter(pk=job_id).exclude(status__in=list(FINAL_STATES)).exists():
             return
         raise

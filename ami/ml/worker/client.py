@@ -10,7 +10,9 @@ import httpx
 
 logger = logging.getLogger(__name__)
 
-RETRY_STATUSES = {429, 502, 503, 504}
+# 500 too: every request of the protocol is idempotent, and a server error is often a
+# passing one (a restarted database); a persistent one still stops after MAX_ATTEMPTS.
+RETRY_STATUSES = {429, 500, 502, 503, 504}
 FIRST_BACKOFF = 0.5  # seconds
 MAX_BACKOFF = 15.0  # seconds
 MAX_ATTEMPTS = 8

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 
 from ami.jobs.lifecycle import cancel_job
+from ami.jobs.models import Job
 from ami.ml.models import ProcessingService
 from tests.integration.ml.conftest import make_result, reserve_all
 
@@ -36,14 +36,16 @@ def test_tasks_need_a_processing_service_token(started_job):
 
 
 def test_reserve_hands_out_each_task_once_with_a_downloadable_image(
-    client, started_job, images, tmp_path
+    client, started_job, images, tmp_path, settings
 ):
     settings.MEDIA_ROOT = tmp_path
     (tmp_path / "img").mkdir()
     for image in images:
         (tmp_path / image.path).write_bytes(b"\x89PNG fake " + str(image.pk).encode())
     url = f"/api/jobs/{started_job.pk}/tasks"
+    Job.objects.filter(pk=started_job.pk).update(last_heartbeat_at=None)
     first = client.post(url, {"batch": 3}, format="json").json()
+    assert Job.objects.get(pk=started_job.pk).last_heartbeat_at is not None
     second = client.post(url, {"batch": 10}, format="json").json()
     assert (len(first["tasks"]), len(second["tasks"])) == (3, 2)
     tasks = first["tasks"] + second["tasks"]

@@ -8,11 +8,13 @@ import pytest
 from django.db import connection
 
 from ami.jobs.lifecycle import cancel_job, create_job
+from ami.jobs.locking import transition
 from ami.jobs.models import ImageTask, Job, JobStage
+from ami.jobs.progress import read_progress
 from ami.jobs.states import JobStatus, StageKey, StageStatus, TaskState
 from ami.jobs.tasks import process_nats_pipeline_result
 from ami.main.models import Classification, Detection
-from ami.ml.orchestration import nats
+from ami.ml.orchestration import dispatch, nats
 from tests.integration.ml.conftest import make_result, reserve_all, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -134,3 +136,35 @@ def test_bad_params_fail_the_job_with_the_reason(project, pipeline, images):
     job = start(create_job(project, pipeline, "bad", params={"limit": "many"}))
     assert job.status == JobStatus.FAILURE
     assert "params.limit" in job.failure_reason
+
+
+def test_result_for_a_deleted_job_is_dropped_quietly(started_job, images):
+    tasks = reserve_all(started_job.pk)
+    nats.delete_queue(started_job.pk)
+    job_id = started_job.pk
+    Job.objects.filter(pk=job_id).delete()
+    first = images[0].pk
+    outcome = process_nats_pipeline_result(job_id, make_result(first, tasks[first]), tasks[first])
+    assert outcome == {"counted": False, "detections": 0}
+    assert not Detection.objects.filter(source_image_id=first).exists()
+
+
+def test_progress_snapshot_reads_status_and_counters(started_job, images):
+    tasks = reserve_all(started_job.pk)
+    first = images[0].pk
+    process_nats_pipeline_result(started_job.pk, make_result(first, tasks[first]), tasks[first])
+    snapshot = read_progress(started_job.pk)
+    assert (snapshot.status, snapshot.is_final) == (JobStatus.STARTED, False)
+    assert (snapshot.process.done, snapshot.process.total, snapshot.process.detections) == (1, 5, 2)
+    assert snapshot.stages[StageKey.COLLECT].progress == 1.0
+
+
+def test_start_resumes_after_a_crash_and_never_publishes_twice(project, pipeline, images):
+    job = create_job(project, pipeline, "crashed while starting")
+    transition(job.pk, JobStatus.STARTED)  # the worker died right after this
+    dispatch.run_job(job.pk)
+    assert nats.consumer_state(job.pk).pending == 5
+    dispatch.run_job(job.pk)  # a redelivered start of a published job does nothing
+    assert nats.consumer_state(job.pk).pending == 5
+    assert ImageTask.objects.filter(job=job).count() == 5
+    nats.delete_queue(job.pk)

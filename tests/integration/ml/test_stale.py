@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,9 +12,12 @@ from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.models import ImageTask, Job
 from ami.jobs.states import JobStatus, StageStatus, TaskState
+from ami.jobs.tasks import check_stale_jobs as check_stale_jobs_task
+from ami.jobs.tasks import process_nats_pipeline_result
 from ami.ml.orchestration import nats
 from ami.ml.orchestration.stale import check_stale_jobs
-from tests.integration.ml.conftest import start
+from ami.ml.orchestration.undeliverable import fail_undeliverable, fail_undeliverable_tasks
+from tests.integration.ml.conftest import make_result, reserve_all, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,10 +29,13 @@ def age(job: Job) -> None:
     Job.objects.filter(pk=job.pk).update(created_at=old, started_at=old, last_heartbeat_at=old)
 
 
-def test_dead_job_is_failed_with_the_reason_and_its_queue_removed(project, pipeline, images):
+def test_dead_job_is_failed_with_the_reason_and_its_queue_removed(
+    project, pipeline, images, settings
+):
+    settings.JOB_STALE_AFTER = 600
     dead = start(create_job(project, pipeline, "dead"))
     age(dead)
-    assert check_stale_jobs(stale_after=600) == [dead.pk]
+    assert check_stale_jobs_task() == [dead.pk]  # the Celery beat task, run here
     dead.refresh_from_db()
     assert dead.status == JobStatus.FAILURE
     assert "no heartbeat" in dead.failure_reason and "5 images" in dead.failure_reason
@@ -70,3 +77,25 @@ def test_stale_job_whose_images_all_have_results_ends_success(project, pipeline,
     assert check_stale_jobs(stale_after=600) == [job.pk]
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCESS
+
+
+def test_images_nats_gave_up_on_fail_and_the_job_finishes(project, pipeline, images, settings):
+    settings.NATS_TASK_ACK_WAIT = 0.5
+    settings.NATS_TASK_MAX_DELIVER = 1
+    job = start(create_job(project, pipeline, "two images crash every worker"))
+    tasks = reserve_all(job.pk)
+    assert fail_undeliverable(job.pk) == 0  # all five still await an ack
+    for image in images[:3]:
+        result = make_result(image.pk, tasks[image.pk])
+        process_nats_pipeline_result(job.pk, result, tasks[image.pk])
+    time.sleep(1.0)  # ack wait over: the last two tasks are out of deliveries
+    assert nats.reserve(job.pk, 10) == []
+    assert fail_undeliverable_tasks() == {job.pk: 2}
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCESS
+    stage = job.stages.get(key="process")
+    assert (stage.processed, stage.failed) == (3, 2)
+    errors = set(
+        ImageTask.objects.filter(job=job, state=TaskState.FAILED).values_list("error", flat=True)
+    )
+    assert errors == {"no result after 1 deliveries"}

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from ami.jobs.lifecycle import cancel_job, create_job, start_job
 from ami.jobs.models import Job, JobLog, JobStage
+from ami.jobs.progress import read_progress
 from ami.jobs.states import StageKey
 from ami.ml.demo_setup import Score, ensure_images, ensure_pipeline, evaluate, processing_token
 from ami.ml.supervisor import Supervisor
@@ -59,39 +60,49 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _interrupt)
         console = Console()
         started = time.monotonic()
-        with console.status("Preparing demo images and pipeline..."):
-            project = ensure_images(int(options["images"]))
-            pipeline = ensure_pipeline()
-            token = processing_token()
-        port = free_port()
-        supervisor = Supervisor(run_dir() / "demo", {**os.environ, "PYTHONUNBUFFERED": "1"})
-        job = create_job(
-            project,
-            pipeline,
-            DEMO_JOB_NAME.format(count=options["images"]),
-            {"limit": int(options["images"])},
-        )
         try:
-            outcome = self.run(supervisor, console, job, port, token, options, started)
-            print_summary(console, outcome, port, evaluate(outcome.job))
-            if options["serve"] and not outcome.interrupted:
-                supervisor.stop([c.name for c in supervisor.children if c.name != "web"])
-                console.print("Serving the job page; Ctrl-C to stop.")
-                while True:
-                    time.sleep(1)
+            with console.status("Preparing demo images and pipeline..."):
+                project = ensure_images(int(options["images"]))
+                pipeline = ensure_pipeline()
+                token = processing_token()
+        except KeyboardInterrupt:
+            console.print("Interrupted before any process started.")
+            return
+        count = int(options["images"])
+        job = create_job(project, pipeline, DEMO_JOB_NAME.format(count=count), {"limit": count})
+        supervisor = Supervisor(run_dir() / "demo", {**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            self.run_and_report(supervisor, console, job, token, options, started)
         except KeyboardInterrupt:
             console.print("Stopping...")
         finally:
+            # Further Ctrl-C must not cut the cleanup short and leave processes behind.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             supervisor.stop([c.name for c in supervisor.children if c.name.startswith("worker")])
             supervisor.stop()
             console.print("All demo processes stopped.")
+
+    def run_and_report(self, supervisor, console, job, token, options, started) -> None:
+        port = free_port()
+        outcome = self.run(supervisor, console, job, port, token, options, started)
+        print_summary(console, outcome, port, evaluate(outcome.job))
+        if options["serve"] and not outcome.interrupted:
+            supervisor.stop([c.name for c in supervisor.children if c.name != "web"])
+            console.print("Serving the job page; Ctrl-C to stop.")
+            while True:
+                time.sleep(1)
 
     def run(self, supervisor, console, job, port, token, options, started) -> Outcome:
         try:
             start_servers(supervisor, console, port, int(options["results_concurrency"]))
             start_job(job.pk)
             for i in range(int(options["workers"])):
-                child = supervisor.start(f"worker-{i}", worker_argv(port, token, job.pk, options))
+                child = supervisor.start(
+                    f"worker-{i}",
+                    worker_argv(port, job.pk, options),
+                    env={"AMI_PROCESSING_TOKEN": token},  # not on the command line: ps shows it
+                )
                 console.print(f"  processing worker-{i}: pid {child.pgid}")
             problem = follow(console, supervisor, job, float(options["timeout"]))
             interrupted = False
@@ -148,10 +159,10 @@ def wait_for_web(supervisor: Supervisor, port: int) -> None:
     raise CommandError(f"web server not answering on port {port} after {WEB_READY_TIMEOUT}s")
 
 
-def worker_argv(port: int, token: str, job_id: int, options: dict) -> list[str]:
+def worker_argv(port: int, job_id: int, options: dict) -> list[str]:
     return [
         sys.executable, "-m", "ami", "worker",
-        "--url", f"http://127.0.0.1:{port}", "--token", token, "--job", str(job_id),
+        "--url", f"http://127.0.0.1:{port}", "--job", str(job_id),
         "--concurrency", str(options["worker_concurrency"]), "--batch", str(options["batch"]),
         "--inference-delay", str(options["inference_delay"]),
     ]  # fmt: skip
@@ -170,18 +181,18 @@ def follow(console: Console, supervisor: Supervisor, job: Job, timeout: float) -
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(f"job {job.pk}", total=None)
         while True:
-            job.refresh_from_db(fields=["status"])
-            stage = JobStage.objects.get(job=job, key=StageKey.PROCESS)
+            snapshot = read_progress(job.pk)
+            stage = snapshot.process
             progress.update(
                 bar,
                 total=stage.total or None,
-                completed=stage.processed + stage.failed,
+                completed=stage.done,
                 description=(
-                    f"job {job.pk} {job.status}: {stage.detections} detections,"
+                    f"job {job.pk} {snapshot.status}: {stage.detections} detections,"
                     f" {stage.failed} failed"
                 ),
             )
-            if job.is_final:
+            if snapshot.is_final:
                 return ""
             dead = [c.name for c in supervisor.exited()]
             if dead:

@@ -1,0 +1,66 @@
+"""Images whose task NATS stopped delivering (max deliveries reached) fail, so jobs finish.
+
+NATS gives up on a task after `NATS_TASK_MAX_DELIVER` deliveries without an ack, e.g. an
+image that crashes every processing service that takes it. Its image would stay PENDING
+and the job would wait for the stale check. When the job's consumer has nothing pending and
+nothing awaiting an ack, every image still PENDING can no longer get a result: each is
+marked FAILED and counted, exactly once, and the job finishes.
+
+Why it is safe: a result is acked only after its commit, so while a result is in flight its
+message is still awaiting an ack. Reading "nothing awaiting an ack" first and the PENDING
+images second therefore never fails an image whose result was saved.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+
+from ami.jobs.locking import record_image_result
+from ami.jobs.logging import job_logger
+from ami.jobs.models import ImageTask, JobStage
+from ami.jobs.states import JobStatus, StageKey, StageStatus, TaskState
+from ami.ml.orchestration import nats
+from ami.ml.orchestration.finish import finish_if_complete
+
+logger = logging.getLogger(__name__)
+
+
+def fail_undeliverable_tasks() -> dict[int, int]:
+    """Check every running, published job; return {job id: images failed} for those fixed."""
+    published = JobStage.objects.filter(
+        key=StageKey.PROCESS, status=StageStatus.STARTED, job__status=JobStatus.STARTED
+    ).values_list("job_id", flat=True)
+    fixed = {}
+    for job_id in published:
+        failed = fail_undeliverable(job_id)
+        if failed:
+            fixed[job_id] = failed
+    return fixed
+
+
+def fail_undeliverable(job_id: int) -> int:
+    """Fail the job's PENDING images if NATS will deliver none of them again; return count."""
+    try:
+        state = nats.consumer_state(job_id)
+    except (nats.NatsError, nats.NatsTimeoutError):
+        logger.warning("Could not read the task queue of job %s", job_id, exc_info=True)
+        return 0
+    if state is None or state.pending or state.ack_pending:
+        return 0
+    reason = f"no result after {settings.NATS_TASK_MAX_DELIVER} deliveries"
+    failed = []
+    pending = ImageTask.objects.filter(job_id=job_id, state=TaskState.PENDING)
+    for image_id in pending.values_list("source_image_id", flat=True):
+        with transaction.atomic():
+            if record_image_result(job_id, image_id, failed=True, error=reason):
+                failed.append(image_id)
+    for image_id in failed:
+        job_logger(job_id).error(
+            "Image %s failed: %s", image_id, reason, extra={"image_id": image_id}
+        )
+    if failed:
+        finish_if_complete(job_id)
+    return len(failed)
