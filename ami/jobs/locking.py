@@ -59,16 +59,26 @@ def transition(job_id: int, target: JobStatus, *, reason: str = "") -> bool:
 def touch_heartbeat(job_id: int, min_interval: float = 0.0) -> None:
     """Record that work on the job is alive (read by the stale-job check).
 
-    Locks: the job row, for this single UPDATE statement only. With `min_interval`
-    (seconds) a heartbeat newer than that is left alone and the row is not written, so
-    many concurrent result tasks do not queue up on the job row.
+    Locks: the job row, for this single UPDATE statement only, and only if nobody else
+    holds it: a heartbeat is best effort, so a row locked elsewhere is skipped
+    (`SKIP LOCKED`) rather than waited for. With `min_interval` (seconds) a heartbeat
+    newer than that is left alone and the row is not written, so many concurrent result
+    tasks do not queue up on the job row.
     """
     now = timezone.now()
-    rows = Job.objects.filter(pk=job_id)
-    if min_interval:
-        cutoff = now - timedelta(seconds=min_interval)
-        rows = rows.filter(Q(last_heartbeat_at__isnull=True) | Q(last_heartbeat_at__lt=cutoff))
-    rows.update(last_heartbeat_at=now)
+    cutoff = now - timedelta(seconds=min_interval)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE jobs_job SET last_heartbeat_at = %s
+            WHERE id = (
+                SELECT id FROM jobs_job
+                WHERE id = %s AND (last_heartbeat_at IS NULL OR last_heartbeat_at < %s)
+                FOR NO KEY UPDATE SKIP LOCKED
+            )
+            """,
+            [now, job_id, cutoff if min_interval else now],
+        )
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,9 @@ class Fault:
     def before_workers(self) -> None:
         """Prepare before the worker processes start (e.g. database settings)."""
 
-    def worker_args(self) -> list[str]:
-        """Extra command-line options for the Celery workers."""
-        return []
+    def env(self) -> dict[str, str]:
+        """Environment variables for every process of the system under test."""
+        return {}
 
     def start(self, job_id: int) -> None:
         """Begin striking while the job runs."""
@@ -118,7 +118,11 @@ class IdleInTransactionTimeout(Fault):
 
 
 class SoftTimeLimit(Fault):
-    """Celery's soft time limit on the result workers (SoftTimeLimitExceeded in the task)."""
+    """Celery's soft time limit on the tasks (SoftTimeLimitExceeded raised inside them).
+
+    Set in every process, because Celery puts the *sender's* limits into each message
+    (the web process sends the result tasks), and those override the worker's own.
+    """
 
     name = "soft_time_limit"
 
@@ -126,8 +130,8 @@ class SoftTimeLimit(Fault):
         super().__init__()
         self.seconds = seconds
 
-    def worker_args(self) -> list[str]:
-        return [f"--soft-time-limit={self.seconds}", f"--time-limit={self.seconds + 30}"]
+    def env(self) -> dict[str, str]:
+        return {"AMI_TASK_SOFT_TIME_LIMIT": str(self.seconds)}
 
 
 class ConnectionTerminator(PeriodicFault):
@@ -242,8 +246,8 @@ class FaultPlan:
         for fault in self.faults:
             fault.before_workers()
 
-    def worker_args(self) -> list[str]:
-        return [arg for fault in self.faults for arg in fault.worker_args()]
+    def env(self) -> dict[str, str]:
+        return {key: value for fault in self.faults for key, value in fault.env().items()}
 
     def start(self, job_id: int) -> None:
         for fault in self.faults:

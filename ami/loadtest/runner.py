@@ -68,9 +68,10 @@ def run_mode(
     job = create_job(project, pipeline, f"loadtest {mode}", {"limit": config.images})
     ledger_dir = out_dir / "ledger"
     ledger_dir.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(out_dir / "logs", _worker_env(mode, config, ledger_dir))
     port = free_port()
+    supervisor = Supervisor(out_dir / "logs", {})
     plan = build_faults(config.faults, lambda: _pid_of(supervisor, "celery-results"))
+    supervisor.env = {**_worker_env(mode, config, ledger_dir), **plan.env()}
     sampler = LockSampler(settings.DATABASE_URL)
     started = time.monotonic()
     try:
@@ -81,7 +82,6 @@ def run_mode(
                 port=port,
                 results_concurrency=config.results_concurrency,
                 celery_app="ami.loadtest.worker_app",
-                results_worker_args=plan.worker_args(),
                 beat=False,
                 web_app_name="ami-lt-web",  # faults aim at the Celery workers' connections
             ),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ami.ml.supervisor import Child, Supervisor
 
@@ -24,7 +24,6 @@ class StackOptions:
     port: int
     results_concurrency: int = 8
     celery_app: str = "ami.celery"
-    results_worker_args: list[str] = field(default_factory=list)
     beat: bool = True
     beat_schedule_file: str | None = None
     web_app_name: str | None = None  # the web's DB application_name, if not the workers'
@@ -51,7 +50,7 @@ def start_stack(supervisor: Supervisor, options: StackOptions) -> list[Child]:
         ],
         "celery-results": [
             *celery, "worker", "-Q", "ml_results", "-c", str(options.results_concurrency),
-            "-n", f"results-{options.port}@%h", *quiet, *options.results_worker_args,
+            "-n", f"results-{options.port}@%h", *quiet,
         ],
         "celery-jobs": [
             *celery, "worker", "-Q", "jobs", "-c", "1", "-n", f"jobs-{options.port}@%h", *quiet,
@@ -75,11 +74,12 @@ def start_processing_workers(
     """Start `count` reference processing services (`ami worker`) on one job."""
     argv = [
         sys.executable, "-m", "ami", "worker",
-        "--url", f"http://127.0.0.1:{port}", "--token", options.token,
-        "--job", str(options.job_id), "--concurrency", str(options.concurrency),
-        "--batch", str(options.batch), "--inference-delay", str(options.inference_delay),
+        "--url", f"http://127.0.0.1:{port}", "--job", str(options.job_id),
+        "--concurrency", str(options.concurrency), "--batch", str(options.batch),
+        "--inference-delay", str(options.inference_delay),
     ]  # fmt: skip
-    return [supervisor.start(f"worker-{i}", argv) for i in range(count)]
+    env = {"AMI_PROCESSING_TOKEN": options.token}  # not on the command line: ps shows it
+    return [supervisor.start(f"worker-{i}", argv, env=env) for i in range(count)]
 
 
 def wait_for_port(supervisor: Supervisor, port: int, timeout: float = WEB_READY_TIMEOUT) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import sys
 import time
 from dataclasses import dataclass
 
@@ -24,12 +22,18 @@ from ami.jobs.models import Job, JobLog, JobStage
 from ami.jobs.progress import read_progress
 from ami.jobs.states import StageKey
 from ami.ml.demo_setup import Score, ensure_images, ensure_pipeline, evaluate, processing_token
+from ami.ml.stack import (
+    StackError,
+    StackOptions,
+    WorkerOptions,
+    start_processing_workers,
+    start_stack,
+)
 from ami.ml.supervisor import Supervisor
 from ami.services.base import free_port
 from ami.services.paths import run_dir
 
 POLL_INTERVAL = 0.25  # seconds between progress reads
-WEB_READY_TIMEOUT = 60.0  # seconds
 DEMO_JOB_NAME = "Demo: {count} captures"
 
 
@@ -94,18 +98,30 @@ class Command(BaseCommand):
                 time.sleep(1)
 
     def run(self, supervisor, console, job, port, token, options, started) -> Outcome:
+        stack = StackOptions(
+            port=port,
+            results_concurrency=int(options["results_concurrency"]),
+            beat_schedule_file=str(run_dir() / "demo" / "celerybeat-schedule"),
+        )
+        workers = WorkerOptions(
+            token=token,
+            job_id=job.pk,
+            concurrency=int(options["worker_concurrency"]),
+            batch=int(options["batch"]),
+            inference_delay=float(options["inference_delay"]),
+        )
         try:
-            start_servers(supervisor, console, port, int(options["results_concurrency"]))
+            for child in start_stack(supervisor, stack):
+                console.print(f"  {child.name}: pid {child.pgid} (log {child.log_path})")
             start_job(job.pk)
-            for i in range(int(options["workers"])):
-                child = supervisor.start(
-                    f"worker-{i}",
-                    worker_argv(port, job.pk, options),
-                    env={"AMI_PROCESSING_TOKEN": token},  # not on the command line: ps shows it
-                )
-                console.print(f"  processing worker-{i}: pid {child.pgid}")
+            for child in start_processing_workers(
+                supervisor, port, int(options["workers"]), workers
+            ):
+                console.print(f"  processing {child.name}: pid {child.pgid}")
             problem = follow(console, supervisor, job, float(options["timeout"]))
             interrupted = False
+        except StackError as exc:
+            raise CommandError(str(exc)) from exc
         except KeyboardInterrupt:
             problem, interrupted = "interrupted", True
         job.refresh_from_db()
@@ -117,55 +133,6 @@ class Command(BaseCommand):
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def start_servers(supervisor: Supervisor, console: Console, port: int, concurrency: int) -> None:
-    python = sys.executable
-    celery = [python, "-m", "celery", "-A", "ami.celery"]
-    quiet = ["--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"]
-    commands = {
-        "web": [
-            python, "-m", "uvicorn", "ami.asgi:application",
-            "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-        ],
-        "celery-results": [
-            *celery, "worker", "-Q", "ml_results", "-c", str(concurrency),
-            "-n", f"results-{port}@%h", *quiet,
-        ],
-        "celery-jobs": [
-            *celery, "worker", "-Q", "jobs", "-c", "1", "-n", f"jobs-{port}@%h", *quiet,
-        ],
-        "celery-beat": [
-            *celery, "beat", "-s", str(run_dir() / "demo" / "celerybeat-schedule"),
-            "--loglevel", "INFO",
-        ],
-    }  # fmt: skip
-    for name, argv in commands.items():
-        child = supervisor.start(name, argv)
-        console.print(f"  {name}: pid {child.pgid} (log {child.log_path})")
-    wait_for_web(supervisor, port)
-
-
-def wait_for_web(supervisor: Supervisor, port: int) -> None:
-    deadline = time.monotonic() + WEB_READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if supervisor.exited():
-            raise CommandError(f"{supervisor.exited()[0].name} exited at start; see its log")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise CommandError(f"web server not answering on port {port} after {WEB_READY_TIMEOUT}s")
-
-
-def worker_argv(port: int, job_id: int, options: dict) -> list[str]:
-    return [
-        sys.executable, "-m", "ami", "worker",
-        "--url", f"http://127.0.0.1:{port}", "--job", str(job_id),
-        "--concurrency", str(options["worker_concurrency"]), "--batch", str(options["batch"]),
-        "--inference-delay", str(options["inference_delay"]),
-    ]  # fmt: skip
 
 
 def follow(console: Console, supervisor: Supervisor, job: Job, timeout: float) -> str:
