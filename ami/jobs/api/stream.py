@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -41,6 +42,13 @@ RETRY_MS = 2000  # how soon EventSource reconnects after a drop
 FINAL_OR_GONE = {None, *(str(state) for state in FINAL_STATES)}
 
 
+class Poll(NamedTuple):
+    rows: list[dict]
+    cursor: int
+    horizon: int
+    status: str | None  # "" when not checked; None when the job is gone
+
+
 def sse_event(line: dict) -> str:
     return f"id: {line['id']}\nevent: log\ndata: {json.dumps(line, separators=(',', ':'))}\n\n"
 
@@ -57,10 +65,12 @@ def _history(job_id: int, filters: LogFilters, tail: int) -> tuple[list[dict], i
     return list(reversed(page.rows)), page.newer_cursor
 
 
-def _after(job_id: int, cursor: int, filters: LogFilters) -> tuple[list[dict], int, int]:
-    horizon = safe_horizon()
+def _after(job_id: int, cursor: int, filters: LogFilters, check_status: bool) -> Poll:
+    """The next lines after `cursor`, and the job's status when asked (one pool hop)."""
+    horizon = safe_horizon(settle=False, max_age=settings.API_SSE_POLL_SECONDS / 2)
     page = fetch_page(job_id, LogPageRequest(after=cursor, limit=BATCH, filters=filters), horizon)
-    return page.rows, page.newer_cursor, horizon
+    status = _job_status(job_id) if check_status and len(page.rows) < BATCH else ""
+    return Poll(page.rows, page.newer_cursor, horizon, status)
 
 
 async def log_events(
@@ -76,17 +86,18 @@ async def log_events(
     final_position: int | None = None
     last_sent = time.monotonic()
     while True:
-        rows, cursor, horizon = await db(_after, job_id, cursor, filters)
-        for line in rows:
+        poll = await db(_after, job_id, cursor, filters, final_position is None)
+        cursor = poll.cursor
+        for line in poll.rows:
             yield sse_event(line)
-        if rows:
+        if poll.rows:
             last_sent = time.monotonic()
-            if len(rows) == BATCH:
+            if len(poll.rows) == BATCH:
                 continue
-        if final_position is not None and horizon >= final_position:
+        if final_position is not None and poll.horizon >= final_position:
             yield "event: end\ndata: {}\n\n"
             return
-        if final_position is None and await db(_job_status, job_id) in FINAL_OR_GONE:
+        if poll.status in FINAL_OR_GONE:
             # Lines drawn before this point may still commit: drain up to here, then end.
             final_position = await db(sequence_position)
             continue
