@@ -8,6 +8,7 @@ Chromium, when it is installed). Prints a table and JSON; figures, not pass/fail
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -189,6 +190,36 @@ def sse_latency(base: str, job: Job, cookies: dict[str, str]) -> dict[str, float
     return latency_summary(committed, received)
 
 
+def idle_stream_load(base: str, job: Job, cookies: dict[str, str], streams: int = 20) -> dict:
+    """Database transactions per second while `streams` idle streams wait for lines."""
+
+    def committed() -> int:
+        with psycopg.connect(settings.DATABASE_URL, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()
+            return row[0]
+
+    async def measure() -> dict:
+        limits = httpx.Limits(max_connections=streams + 2)
+        async with httpx.AsyncClient(
+            base_url=base, cookies=cookies, timeout=30, limits=limits
+        ) as client:
+            url = f"/api/jobs/{job.pk}/logs/stream?tail=0"
+            contexts = [client.stream("GET", url) for _ in range(streams)]
+            responses = [await context.__aenter__() for context in contexts]
+            await asyncio.sleep(1.0)
+            before, started = await asyncio.to_thread(committed), time.perf_counter()
+            await asyncio.sleep(5.0)
+            after, elapsed = await asyncio.to_thread(committed), time.perf_counter() - started
+            for context in contexts:
+                await context.__aexit__(None, None, None)
+        assert all(r.status_code == 200 for r in responses)
+        return {"streams": streams, "db_transactions_per_s": round((after - before) / elapsed)}
+
+    return asyncio.run(measure())
+
+
 def emit_lines(job_id: int, prefix: str, count: int) -> dict[str, float]:
     committed = {}
     with psycopg.connect(settings.DATABASE_URL, autocommit=True) as conn:
@@ -258,6 +289,7 @@ def run(lines: int) -> dict:
                 "pages": page_figures(client, job),
                 "download": download_figures(client, job, pid),
                 "emit_to_sse_client": sse_latency(base, job, cookies),
+                "idle_streams": idle_stream_load(base, job, cookies),
                 "emit_to_browser": browser_latency(base, job),
             }
     return figures
@@ -273,6 +305,7 @@ def print_figures(figures: dict) -> None:
     for fmt, row in figures["download"].items():
         console.print(f"download {fmt}: {row}")
     console.print(f"emit -> SSE client: {figures['emit_to_sse_client']}")
+    console.print(f"idle streams: {figures['idle_streams']}")
     console.print(f"emit -> browser: {figures['emit_to_browser']}")
     buffer = io.StringIO()
     json.dump(figures, buffer, indent=2)

@@ -39,6 +39,7 @@ BATCH = 500  # lines per query while catching up
 TAIL_DEFAULT = 200  # history lines sent first when the client gives no cursor
 TAIL_MAX = 5000
 RETRY_MS = 2000  # how soon EventSource reconnects after a drop
+STATUS_CHECK_SECONDS = 1.0  # how often an idle stream looks whether its job has finished
 FINAL_OR_GONE = {None, *(str(state) for state in FINAL_STATES)}
 
 
@@ -84,9 +85,14 @@ async def log_events(
         for line in rows:
             yield sse_event(line)
     final_position: int | None = None
-    last_sent = time.monotonic()
+    last_sent, status_checked = time.monotonic(), 0.0
     while True:
-        poll = await db(_after, job_id, cursor, filters, final_position is None)
+        check_status = final_position is None and (
+            time.monotonic() - status_checked >= STATUS_CHECK_SECONDS
+        )
+        poll = await db(_after, job_id, cursor, filters, check_status)
+        if check_status:
+            status_checked = time.monotonic()
         cursor = poll.cursor
         for line in poll.rows:
             yield sse_event(line)
