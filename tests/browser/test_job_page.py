@@ -142,3 +142,10 @@ def test_cancel_from_the_page_revokes_the_job_and_ends_the_tail(asgi_server, pag
     assert page.is_disabled("#cancel-job")
     running_job.refresh_from_db()
     assert running_job.status == JobStatus.REVOKED
+
+
+def test_api_docs_render_offline(asgi_server, page, screenshot, running_job):
+    base, _ = asgi_server
+    sign_in(page, base, "/api/docs/")
+    page.wait_for_selector(".opblock-summary-path >> text=/api/jobs/{id}/logs/", timeout=WAIT_MS)
+    screenshot("api-docs")
