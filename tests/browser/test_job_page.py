@@ -149,3 +149,15 @@ def test_api_docs_render_offline(asgi_server, page, screenshot, running_job):
     sign_in(page, base, "/api/docs/")
     page.wait_for_selector(".opblock-summary-path >> text=/api/jobs/{id}/logs/", timeout=WAIT_MS)
     screenshot("api-docs")
+
+
+def test_jobs_list_follows_status_and_progress(asgi_server, page, running_job):
+    base, _ = asgi_server
+    sign_in(page, base, "/jobs/")
+    row = f'tr[data-job-id="{running_job.pk}"]'
+    assert page.text_content(f"{row} .status") == "STARTED"
+    JobStage.objects.filter(job=running_job, key="process").update(processed=30, progress=0.5)
+    transition(running_job.pk, JobStatus.SUCCESS)
+    page.wait_for_selector(f"{row} .status >> text=SUCCESS", timeout=WAIT_MS)
+    bar = f'{row} progress[data-stage="process"]'
+    assert page.eval_on_selector(bar, "el => el.value") == 0.5
