@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,9 @@ from django.db import connections
 from ami.jobs.locking import transition
 from ami.jobs.models import JobLog
 from ami.jobs.states import JobStatus
+from tests.asgi_server import database_url
 from tests.integration.api.conftest import add_lines
+from tests.integration.api.log_writers import write_mixed_transactions
 from tests.sse import Event, events
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -165,3 +168,34 @@ async def async_events(lines):
             for event in events(iter(buffer)):
                 yield event
             buffer = []
+
+
+def test_stream_delivers_every_committed_line_from_concurrent_writers(
+    asgi_server, staged_job, session_cookie
+):
+    base, _ = asgi_server
+    transition(staged_job.pk, JobStatus.STARTED)
+    context = multiprocessing.get_context("spawn")
+    writers = [
+        context.Process(
+            target=write_mixed_transactions, args=(database_url(), staged_job.pk, w, 80)
+        )
+        for w in range(4)
+    ]
+    client, request = stream_events(base, staged_job.pk, session_cookie, "tail=0")
+    with client, request as response:
+        received = events(response.iter_lines())
+        for process in writers:
+            process.start()
+        for process in writers:
+            process.join(timeout=60)
+            assert process.exitcode == 0
+        transition(staged_job.pk, JobStatus.SUCCESS)
+        rest = list(received)
+    assert rest[-1].event == "end"
+    streamed = [int(e.id) for e in rest if e.event == "log"]
+    committed = list(
+        JobLog.objects.filter(job=staged_job).order_by("id").values_list("id", flat=True)
+    )
+    assert len(committed) > 100
+    assert streamed == committed
