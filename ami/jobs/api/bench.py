@@ -249,7 +249,10 @@ def latency_summary(committed: dict[str, float], received: dict[str, float]) -> 
 
 
 def browser_latency(base: str, job: Job) -> dict[str, float] | str:
-    """Milliseconds from commit to the line's row in the page, in headless Chromium."""
+    """Milliseconds from commit to the line's row in the page, in headless Chromium.
+
+    Also how long the job page takes from navigation to a live log view on this job.
+    """
     chromium = os.environ.get("AMI_CHROMIUM", "/usr/bin/chromium")
     if sync_playwright is None:
         return "skipped: playwright not installed"
@@ -265,13 +268,24 @@ def browser_latency(base: str, job: Job) -> dict[str, float] | str:
         page.fill("input[name=password]", BENCH_PASSWORD)
         page.click("#sign-in")
         page.wait_for_selector("text=live", timeout=60_000)
+        opened = []
+        for _ in range(5):
+            started = time.perf_counter()
+            page.goto(f"{base}/jobs/{job.pk}/")
+            page.wait_for_selector("text=live", timeout=60_000)
+            opened.append((time.perf_counter() - started) * 1000)
+        rows = page.eval_on_selector_all("#log .line", "els => els.length")
         for i in range(20):
             message = f"browser {i} {time.time_ns()}"
             committed.update(emit_lines(job.pk, message, 1))
             page.wait_for_selector(f"#log .msg >> text='{message} 0'", timeout=30_000)
             received[f"{message} 0"] = time.perf_counter()
         browser.close()
-    return latency_summary(committed, received)
+    return {
+        **latency_summary(committed, received),
+        "page_open_to_live_p50_ms": round(statistics.median(opened), 1),
+        "rows_rendered": rows,
+    }
 
 
 def run(lines: int) -> dict:
