@@ -177,12 +177,20 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # -- API and web pages (jobs API, log read path, live pages) -----------------------------------
-INSTALLED_APPS += ["drf_spectacular"]
+INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "AMI jobs API",
     "DESCRIPTION": "Projects, images, pipelines, jobs and their logs.",
     "VERSION": "1",
+    # The docs page's Swagger UI comes from the installed package, not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ami.jobs.api.schema.add_streamed_log_paths",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "ami.jobs.states.JobStatus",
         "StageStatusEnum": "ami.jobs.states.StageStatus",

@@ -2,10 +2,12 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.views import serve
 from django.urls import path, re_path
+from django.views.generic import RedirectView
 
 from ami.jobs import views
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="job-list"), name="home"),
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

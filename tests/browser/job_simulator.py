@@ -13,7 +13,12 @@ import psycopg
 ADVANCE = """
 UPDATE jobs_jobstage SET processed = processed + 1, detections = detections + 2,
        classifications = classifications + 2, status = 'STARTED',
-       progress = (processed + 1)::float / total, updated_at = now()
+       progress = (processed + failed + 1)::float / total, updated_at = now()
+WHERE job_id = %s AND key = 'process'
+"""
+FAIL = """
+UPDATE jobs_jobstage SET failed = failed + 1, status = 'STARTED',
+       progress = (processed + failed + 1)::float / total, updated_at = now()
 WHERE job_id = %s AND key = 'process'
 """
 LOG = "INSERT INTO jobs_joblog (job_id, level, message, context) VALUES (%s, %s, %s, %s)"
@@ -26,8 +31,8 @@ def run_job(url: str, job_id: int, images: int, pause: float, go, done_log: str)
     go.wait(timeout=60)
     with psycopg.connect(url, autocommit=True) as conn:
         for i in range(images):
-            conn.execute(ADVANCE, [job_id])
             level = 40 if i % 10 == 9 else 20
+            conn.execute(ADVANCE if level == 20 else FAIL, [job_id])
             message = f"Saved image {i}: 2 detections" if level == 20 else f"image {i} failed"
             conn.execute(LOG, [job_id, level, message, f'{{"image": {i}}}'])
             time.sleep(pause)

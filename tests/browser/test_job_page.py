@@ -130,3 +130,34 @@ def test_a_long_log_opens_on_the_newest_page_and_pages_back(asgi_server, page, r
     messages = log_messages(page)
     assert len(messages) == 800
     assert messages[-1] == "line 99200"
+
+
+def test_cancel_from_the_page_revokes_the_job_and_ends_the_tail(asgi_server, page, running_job):
+    base, _ = asgi_server
+    sign_in(page, base, f"/jobs/{running_job.pk}/")
+    page.wait_for_selector("text=live", timeout=WAIT_MS)
+    page.click("#cancel-job")
+    page.wait_for_selector("#job-status >> text=REVOKED", timeout=WAIT_MS)
+    page.wait_for_selector("text=log complete", timeout=WAIT_MS)
+    assert page.is_disabled("#cancel-job")
+    running_job.refresh_from_db()
+    assert running_job.status == JobStatus.REVOKED
+
+
+def test_api_docs_render_offline(asgi_server, page, screenshot, running_job):
+    base, _ = asgi_server
+    sign_in(page, base, "/api/docs/")
+    page.wait_for_selector(".opblock-summary-path >> text=/api/jobs/{id}/logs/", timeout=WAIT_MS)
+    screenshot("api-docs")
+
+
+def test_jobs_list_follows_status_and_progress(asgi_server, page, running_job):
+    base, _ = asgi_server
+    sign_in(page, base, "/jobs/")
+    row = f'tr[data-job-id="{running_job.pk}"]'
+    assert page.text_content(f"{row} .status") == "STARTED"
+    JobStage.objects.filter(job=running_job, key="process").update(processed=30, progress=0.5)
+    transition(running_job.pk, JobStatus.SUCCESS)
+    page.wait_for_selector(f"{row} .status >> text=SUCCESS", timeout=WAIT_MS)
+    bar = f'{row} progress[data-stage="process"]'
+    assert page.eval_on_selector(bar, "el => el.value") == 0.5

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,9 +26,17 @@ from ami.jobs.models import Job
 T = TypeVar("T")
 
 
+CONNECTION_CHECK_INTERVAL = 5.0  # seconds between health checks of a pool thread's connection
+_pool_thread = threading.local()
+
+
 def _fresh_connection_call(func: Callable[..., T], *args: Any) -> T:
-    # Pool threads never see request_finished: drop a dead or expired connection here.
-    close_old_connections()
+    # Pool threads never see request_finished: drop a dead or expired connection here, at
+    # most every few seconds (each check costs a round trip).
+    now = time.monotonic()
+    if now - getattr(_pool_thread, "checked_at", 0.0) > CONNECTION_CHECK_INTERVAL:
+        close_old_connections()
+        _pool_thread.checked_at = now
     return func(*args)
 
 

@@ -8,6 +8,7 @@ Chromium, when it is installed). Prints a table and JSON; figures, not pass/fail
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -189,6 +190,36 @@ def sse_latency(base: str, job: Job, cookies: dict[str, str]) -> dict[str, float
     return latency_summary(committed, received)
 
 
+def idle_stream_load(base: str, job: Job, cookies: dict[str, str], streams: int = 20) -> dict:
+    """Database transactions per second while `streams` idle streams wait for lines."""
+
+    def committed() -> int:
+        with psycopg.connect(settings.DATABASE_URL, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()
+            return row[0]
+
+    async def measure() -> dict:
+        limits = httpx.Limits(max_connections=streams + 2)
+        async with httpx.AsyncClient(
+            base_url=base, cookies=cookies, timeout=30, limits=limits
+        ) as client:
+            url = f"/api/jobs/{job.pk}/logs/stream?tail=0"
+            contexts = [client.stream("GET", url) for _ in range(streams)]
+            responses = [await context.__aenter__() for context in contexts]
+            await asyncio.sleep(1.0)
+            before, started = await asyncio.to_thread(committed), time.perf_counter()
+            await asyncio.sleep(5.0)
+            after, elapsed = await asyncio.to_thread(committed), time.perf_counter() - started
+            for context in contexts:
+                await context.__aexit__(None, None, None)
+        assert all(r.status_code == 200 for r in responses)
+        return {"streams": streams, "db_transactions_per_s": round((after - before) / elapsed)}
+
+    return asyncio.run(measure())
+
+
 def emit_lines(job_id: int, prefix: str, count: int) -> dict[str, float]:
     committed = {}
     with psycopg.connect(settings.DATABASE_URL, autocommit=True) as conn:
@@ -218,7 +249,10 @@ def latency_summary(committed: dict[str, float], received: dict[str, float]) -> 
 
 
 def browser_latency(base: str, job: Job) -> dict[str, float] | str:
-    """Milliseconds from commit to the line's row in the page, in headless Chromium."""
+    """Milliseconds from commit to the line's row in the page, in headless Chromium.
+
+    Also how long the job page takes from navigation to a live log view on this job.
+    """
     chromium = os.environ.get("AMI_CHROMIUM", "/usr/bin/chromium")
     if sync_playwright is None:
         return "skipped: playwright not installed"
@@ -234,13 +268,24 @@ def browser_latency(base: str, job: Job) -> dict[str, float] | str:
         page.fill("input[name=password]", BENCH_PASSWORD)
         page.click("#sign-in")
         page.wait_for_selector("text=live", timeout=60_000)
+        opened = []
+        for _ in range(5):
+            started = time.perf_counter()
+            page.goto(f"{base}/jobs/{job.pk}/")
+            page.wait_for_selector("text=live", timeout=60_000)
+            opened.append((time.perf_counter() - started) * 1000)
+        rows = page.eval_on_selector_all("#log .line", "els => els.length")
         for i in range(20):
             message = f"browser {i} {time.time_ns()}"
             committed.update(emit_lines(job.pk, message, 1))
             page.wait_for_selector(f"#log .msg >> text='{message} 0'", timeout=30_000)
             received[f"{message} 0"] = time.perf_counter()
         browser.close()
-    return latency_summary(committed, received)
+    return {
+        **latency_summary(committed, received),
+        "page_open_to_live_p50_ms": round(statistics.median(opened), 1),
+        "rows_rendered": rows,
+    }
 
 
 def run(lines: int) -> dict:
@@ -258,6 +303,7 @@ def run(lines: int) -> dict:
                 "pages": page_figures(client, job),
                 "download": download_figures(client, job, pid),
                 "emit_to_sse_client": sse_latency(base, job, cookies),
+                "idle_streams": idle_stream_load(base, job, cookies),
                 "emit_to_browser": browser_latency(base, job),
             }
     return figures
@@ -273,6 +319,7 @@ def print_figures(figures: dict) -> None:
     for fmt, row in figures["download"].items():
         console.print(f"download {fmt}: {row}")
     console.print(f"emit -> SSE client: {figures['emit_to_sse_client']}")
+    console.print(f"idle streams: {figures['idle_streams']}")
     console.print(f"emit -> browser: {figures['emit_to_browser']}")
     buffer = io.StringIO()
     json.dump(figures, buffer, indent=2)

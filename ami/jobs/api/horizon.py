@@ -67,19 +67,42 @@ class HorizonTracker:
         self._lock = threading.Lock()
         self._samples: dict[str, deque[Sample]] = {}
         self._sequences: dict[str, str] = {}
+        # A horizon once safe stays safe: the best one so far, and when it was found.
+        self._best: dict[str, tuple[float, int]] = {}
 
-    def safe_horizon(self, using: str = "default") -> int:
-        """Return the largest JobLog id that no still-open transaction can precede."""
-        for _ in range(SETTLE_ATTEMPTS - 1):
-            horizon, newest_is_safe = self._probe(using)
-            if newest_is_safe:
+    def safe_horizon(
+        self, using: str = "default", *, settle: bool = True, max_age: float = 0
+    ) -> int:
+        """Return the largest JobLog id that no still-open transaction can precede.
+
+        `settle` samples again (briefly) until the newest sample is safe, for one-shot readers;
+        a poller that comes back anyway passes False. `max_age` (seconds) lets callers share a
+        recent answer, so many streams in one process cost one probe per interval.
+        """
+        key = self._key(using)
+        if max_age > 0:
+            with self._lock:
+                found_at, horizon = self._best.get(key, (0.0, 0))
+            if time.monotonic() - found_at < max_age:
                 return horizon
-            time.sleep(SETTLE_PAUSE)
-        return self._probe(using)[0]
+        for attempt in range(SETTLE_ATTEMPTS if settle else 1):
+            if attempt:
+                time.sleep(SETTLE_PAUSE)
+            horizon, newest_is_safe = self._probe(using, key)
+            if newest_is_safe:
+                break
+        with self._lock:
+            horizon = max(horizon, self._best.get(key, (0.0, 0))[1])
+            self._best[key] = (time.monotonic(), horizon)
+        return horizon
 
-    def _probe(self, using: str) -> tuple[int, bool]:
+    @staticmethod
+    def _key(using: str) -> str:
+        settings_dict = connections[using].settings_dict
+        return f"{settings_dict['HOST']}:{settings_dict['PORT']}/{settings_dict['NAME']}"
+
+    def _probe(self, using: str, key: str) -> tuple[int, bool]:
         connection = connections[using]
-        key = f"{connection.settings_dict['HOST']}:{connection.settings_dict['NAME']}"
         max_txn = settings.LOG_HORIZON_MAX_TXN_SECONDS
         with connection.cursor() as cursor:
             sequence = self._sequence(key, cursor)
@@ -93,10 +116,8 @@ class HorizonTracker:
 
     def sequence_position(self, using: str = "default") -> int:
         """The last id drawn from the JobLog sequence (committed or not)."""
-        connection = connections[using]
-        key = f"{connection.settings_dict['HOST']}:{connection.settings_dict['NAME']}"
-        with connection.cursor() as cursor:
-            cursor.execute(_LAST_VALUE_SQL, [self._sequence(key, cursor)])
+        with connections[using].cursor() as cursor:
+            cursor.execute(_LAST_VALUE_SQL, [self._sequence(self._key(using), cursor)])
             return cursor.fetchone()[0]
 
     def _sequence(self, key: str, cursor) -> str:
@@ -123,9 +144,9 @@ class HorizonTracker:
 tracker = HorizonTracker()
 
 
-def safe_horizon(using: str = "default") -> int:
+def safe_horizon(using: str = "default", *, settle: bool = True, max_age: float = 0) -> int:
     """The largest JobLog id a cursor may move past without skipping a late commit."""
-    return tracker.safe_horizon(using)
+    return tracker.safe_horizon(using, settle=settle, max_age=max_age)
 
 
 def sequence_position(using: str = "default") -> int:

@@ -21,6 +21,8 @@ from ami.jobs.models import JobLog
 ROW_FIELDS = ("id", "level", "message", "context", "created_at")
 MAX_QUERY_LENGTH = 200  # characters of `q`
 MAX_LEVEL = 32767  # the smallint column's bound
+FILTER_WINDOW = 5_000  # ids of the job in the first filtered scan; each next one doubles
+FILTER_WINDOW_MAX = 160_000  # past this, the rest is one query (a parallel scan beats windows)
 
 
 class BadLogQuery(ValueError):
@@ -37,6 +39,10 @@ class LogFilters:
     since: datetime | None = None
     until: datetime | None = None
     q: str = ""
+
+    @property
+    def is_empty(self) -> bool:
+        return self.min_level is None and not self.since and not self.until and not self.q
 
     def as_params(self) -> dict[str, str]:
         params = {}
@@ -159,15 +165,49 @@ def filtered_lines(job_id: int, filters: LogFilters) -> QuerySet:
 
 def fetch_page(job_id: int, request: LogPageRequest, horizon: int) -> LogPage:
     """One page of lines at or below `horizon`, newest first unless `after` was given."""
-    lines = filtered_lines(job_id, request.filters).filter(id__lte=horizon)
     if request.ascending:
-        lines = lines.filter(id__gt=request.after).order_by("id")
+        low, high = request.after + 1, horizon
     else:
-        if request.before is not None:
-            lines = lines.filter(id__lt=request.before)
-        lines = lines.order_by("-id")
-    rows = [row_dict(row) for row in lines.values(*ROW_FIELDS)[: request.limit]]
-    return paginate(rows, request, horizon)
+        low, high = 1, horizon if request.before is None else min(horizon, request.before - 1)
+    if request.filters.is_empty:
+        rows = _scan(job_id, request, low, high, request.limit)
+    else:
+        rows = _scan_in_windows(job_id, request, low, high)
+    return paginate([row_dict(row) for row in rows], request, horizon)
+
+
+def _scan(job_id: int, request: LogPageRequest, low: int, high: int, limit: int) -> list[dict]:
+    lines = filtered_lines(job_id, request.filters).filter(id__gte=low, id__lte=high)
+    lines = lines.order_by("id" if request.ascending else "-id")
+    return list(lines.values(*ROW_FIELDS)[:limit])
+
+
+def _scan_in_windows(job_id: int, request: LogPageRequest, low: int, high: int) -> list[dict]:
+    """Filtered scans over consecutive windows of the job's ids, in page order.
+
+    PostgreSQL cannot estimate how many messages match `q` (or a rare level), and for a
+    guessed handful of matches it prefers reading the whole table and sorting. Bounding each
+    query to the next ids of the job (found on the (job_id, id) index) keeps the scan on that
+    index and stops soon after the page is full; windows double, so a rare match costs a
+    handful of queries, not one per window.
+    """
+    rows: list[dict] = []
+    job_ids = JobLog.objects.filter(job_id=job_id).values_list("id", flat=True)
+    size = FILTER_WINDOW
+    while len(rows) < request.limit and low <= high:
+        window = job_ids.filter(id__gte=low, id__lte=high)
+        window = window.order_by("id" if request.ascending else "-id")
+        edge = window[size - 1 : size].first() if size <= FILTER_WINDOW_MAX else None
+        size *= 2
+        if request.ascending:
+            rows += _scan(job_id, request, low, edge or high, request.limit - len(rows))
+            low = (edge or high) + 1
+        else:
+            rows += _scan(job_id, request, edge or low, high, request.limit - len(rows))
+            high = (edge or low) - 1
+        if edge is None:
+            break
+    return rows
 
 
 def paginate(rows: list[dict], request: LogPageRequest, horizon: int) -> LogPage:

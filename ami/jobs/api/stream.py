@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -38,7 +39,15 @@ BATCH = 500  # lines per query while catching up
 TAIL_DEFAULT = 200  # history lines sent first when the client gives no cursor
 TAIL_MAX = 5000
 RETRY_MS = 2000  # how soon EventSource reconnects after a drop
+STATUS_CHECK_SECONDS = 1.0  # how often an idle stream looks whether its job has finished
 FINAL_OR_GONE = {None, *(str(state) for state in FINAL_STATES)}
+
+
+class Poll(NamedTuple):
+    rows: list[dict]
+    cursor: int
+    horizon: int
+    status: str | None  # "" when not checked; None when the job is gone
 
 
 def sse_event(line: dict) -> str:
@@ -57,10 +66,12 @@ def _history(job_id: int, filters: LogFilters, tail: int) -> tuple[list[dict], i
     return list(reversed(page.rows)), page.newer_cursor
 
 
-def _after(job_id: int, cursor: int, filters: LogFilters) -> tuple[list[dict], int, int]:
-    horizon = safe_horizon()
+def _after(job_id: int, cursor: int, filters: LogFilters, check_status: bool) -> Poll:
+    """The next lines after `cursor`, and the job's status when asked (one pool hop)."""
+    horizon = safe_horizon(settle=False, max_age=settings.API_SSE_POLL_SECONDS / 2)
     page = fetch_page(job_id, LogPageRequest(after=cursor, limit=BATCH, filters=filters), horizon)
-    return page.rows, page.newer_cursor, horizon
+    status = _job_status(job_id) if check_status and len(page.rows) < BATCH else ""
+    return Poll(page.rows, page.newer_cursor, horizon, status)
 
 
 async def log_events(
@@ -74,19 +85,25 @@ async def log_events(
         for line in rows:
             yield sse_event(line)
     final_position: int | None = None
-    last_sent = time.monotonic()
+    last_sent, status_checked = time.monotonic(), 0.0
     while True:
-        rows, cursor, horizon = await db(_after, job_id, cursor, filters)
-        for line in rows:
+        check_status = final_position is None and (
+            time.monotonic() - status_checked >= STATUS_CHECK_SECONDS
+        )
+        poll = await db(_after, job_id, cursor, filters, check_status)
+        if check_status:
+            status_checked = time.monotonic()
+        cursor = poll.cursor
+        for line in poll.rows:
             yield sse_event(line)
-        if rows:
+        if poll.rows:
             last_sent = time.monotonic()
-            if len(rows) == BATCH:
+            if len(poll.rows) == BATCH:
                 continue
-        if final_position is not None and horizon >= final_position:
+        if final_position is not None and poll.horizon >= final_position:
             yield "event: end\ndata: {}\n\n"
             return
-        if final_position is None and await db(_job_status, job_id) in FINAL_OR_GONE:
+        if poll.status in FINAL_OR_GONE:
             # Lines drawn before this point may still commit: drain up to here, then end.
             final_position = await db(sequence_position)
             continue

@@ -77,8 +77,11 @@ class JobViewSet(
     serializer_class = JobSerializer
 
     def get_queryset(self):
-        stages = Prefetch("stages", queryset=JobStage.objects.order_by("id"))
-        jobs = visible_jobs(self.request.user).prefetch_related(stages).order_by("-id")
+        jobs = visible_jobs(self.request.user).order_by("-id")
+        if self.action in ("list", "retrieve"):
+            jobs = jobs.prefetch_related(
+                Prefetch("stages", queryset=JobStage.objects.order_by("id"))
+            )
         if self.action == "list":
             jobs = self._filter(jobs, self.request.query_params)
         return jobs

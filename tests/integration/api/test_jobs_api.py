@@ -219,5 +219,11 @@ def test_schema_and_docs(member_client):
     schema = member_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    assert {"/api/jobs/{id}/logs/", "/api/jobs/", "/api/pipelines/"} <= set(paths)
+    assert {
+        "/api/jobs/{id}/logs/",
+        "/api/jobs/{id}/logs/stream",
+        "/api/jobs/{id}/logs/download",
+        "/api/jobs/",
+        "/api/pipelines/",
+    } <= set(paths)
     assert member_client.get("/api/docs/").status_code == 200

@@ -135,3 +135,30 @@ def test_stream_and_download_reject_bad_parameters(member_client, staged_job):
     response = member_client.get(f"{base}/stream", HTTP_LAST_EVENT_ID="abc")
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()
+
+
+@pytest.mark.parametrize("window", [1, 7, 1000])
+def test_filtered_pages_are_the_same_whatever_the_scan_window(
+    member_client, staged_job, job, monkeypatch, window
+):
+    monkeypatch.setattr("ami.jobs.api.log_query.FILTER_WINDOW", window)
+    for start in range(0, 60, 10):  # interleave another job's ids with this job's
+        add_lines(staged_job, 10, start=start)
+        add_lines(job, 5)
+    lines = JobLog.objects.filter(job=staged_job).order_by("id")
+    expected = [line.id for line in lines if line.level >= logging.WARNING and "3" in line.message]
+    assert len(expected) > 6
+
+    def walk(query: str, key: str, cursor_param: str) -> list[int]:
+        seen, extra = [], ""
+        for _ in range(50):
+            page = get_page(member_client, staged_job, f"level=warning&q=3&limit=4{extra}{query}")
+            seen += [row["id"] for row in page["results"]]
+            if page[key] is None or not page["results"]:
+                return seen
+            extra = f"&{cursor_param}={page[key]}"
+            query = ""
+        raise AssertionError("did not finish")
+
+    assert walk("", "older_cursor", "before") == expected[::-1]
+    assert walk("&after=0", "newer_cursor", "after") == expected
