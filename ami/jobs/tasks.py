@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -18,9 +18,24 @@ from ami.ml.schemas import PipelineResult
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, nats.NatsTimeoutError, nats.NatsError)
 
 
-@shared_task(name="ami.jobs.tasks.run_job", ignore_result=True)
+class RunJobTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        """Called once the last retry failed: the job cannot start."""
+        dispatch.fail_start(args[0], exc)
+
+
+@shared_task(
+    name="ami.jobs.tasks.run_job",
+    base=RunJobTask,
+    ignore_result=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=settings.RESULT_TASK_MAX_RETRIES,
+)
 def run_job(job_id: int) -> None:
-    """Collect a job's images and publish one NATS task per image."""
+    """Collect a job's images and publish one NATS task per image (resumable, so retried)."""
     dispatch.run_job(job_id)
 
 

@@ -59,9 +59,17 @@ class Fault:
 class PeriodicFault(Fault):
     """A fault that strikes every `interval` seconds in a background thread."""
 
-    def __init__(self, interval: float, first_after: float | None = None) -> None:
+    def __init__(
+        self,
+        interval: float,
+        first_after: float | None = None,
+        wait_for_results_in: str | None = None,
+    ) -> None:
+        """Strike every `interval` s, first after `first_after` s; with a database URL in
+        `wait_for_results_in`, only once the job has counted its first result."""
         super().__init__()
         self.interval = interval
+        self.gate_url = wait_for_results_in
         self.first_after = interval if first_after is None else first_after
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,9 +85,22 @@ class PeriodicFault(Fault):
         if self._thread:
             self._thread.join(timeout=self.interval + 30)
 
+    def _results_flowing(self) -> bool:
+        if self.gate_url is None or self.job_id is None:
+            return True
+        with psycopg.connect(self.gate_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT processed + failed FROM jobs_jobstage WHERE job_id = %s AND key = %s",
+                (self.job_id, "process"),
+            ).fetchone()
+        return bool(row and row[0])
+
     def _loop(self) -> None:
         delay = self.first_after
         while not self._stop.wait(delay):
+            if not self._results_flowing():
+                delay = 0.2  # strike once results flow, so the fault lands mid-work
+                continue
             delay = self.interval
             try:
                 self.strike()
@@ -161,7 +182,11 @@ class JobLockHolder(PeriodicFault):
     name = "hold_job_lock"
 
     def __init__(self, database_url: str, hold: float, interval: float | None = None) -> None:
-        super().__init__(interval if interval is not None else hold * 2, first_after=0.5)
+        super().__init__(
+            interval if interval is not None else hold * 1.5,
+            first_after=0.5,
+            wait_for_results_in=database_url,
+        )
         self.database_url = database_url
         self.hold = hold
 
@@ -192,23 +217,12 @@ class WorkerKiller(PeriodicFault):
         interval: float,
         database_url: str | None = None,
     ) -> None:
-        super().__init__(interval)
+        super().__init__(interval, wait_for_results_in=database_url)
         self.parent_pid_getter = parent_pid_getter
         self.remaining = count
-        self.database_url = database_url
-
-    def _results_flowing(self) -> bool:
-        if self.database_url is None or self.job_id is None:
-            return True
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT processed + failed FROM jobs_jobstage WHERE job_id = %s AND key = %s",
-                (self.job_id, "process"),
-            ).fetchone()
-        return bool(row and row[0])
 
     def strike(self) -> None:
-        if self.remaining <= 0 or not self._results_flowing():
+        if self.remaining <= 0:
             return
         children = psutil.Process(self.parent_pid_getter()).children()
         if not children:

@@ -15,7 +15,13 @@ from ami.jobs.lifecycle import cancel_job, create_job, start_job
 from ami.jobs.models import ImageTask, Job, JobLog, JobStage
 from ami.jobs.states import StageKey, TaskState
 from ami.loadtest import error_lines
-from ami.loadtest.config import WORKER_APP_NAME, WORKER_CONNECTIONS, FaultOptions, LoadConfig
+from ami.loadtest.config import (
+    LEGACY_MODES,
+    WORKER_APP_NAME,
+    WORKER_CONNECTIONS,
+    FaultOptions,
+    LoadConfig,
+)
 from ami.loadtest.faults import (
     ConnectionTerminator,
     FaultPlan,
@@ -37,6 +43,7 @@ from ami.ml.worker.model import DETECTOR_KEY
 from ami.services.base import free_port
 
 POLL_INTERVAL = 0.5  # seconds
+NATS_ACK_WAIT = 15.0  # seconds
 # A lost line counts as "in flight at SIGKILL" if its process was killed within the buffered
 # backend's flush interval plus this margin after emitting it (for sync: within the margin,
 # i.e. the call had not returned).
@@ -250,12 +257,16 @@ def _pid_of(supervisor: Supervisor, name: str) -> int:
 
 
 def _worker_env(mode: str, config: LoadConfig, ledger_dir: Path) -> dict[str, str]:
-    return {
+    # The legacy modes run as upstream did: no lock_timeout on the log writes.
+    lock_timeout = {"AMI_LOG_DB_LOCK_TIMEOUT_MS": "0"} if mode in LEGACY_MODES else {}
+    return lock_timeout | {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "JOB_LOG_BACKEND": mode,
         "JOB_LOG_DUAL_WRITE": "false",
         "JOB_LOG_BUFFER_INTERVAL": str(config.buffer_interval),
         "AMI_APP_NAME": WORKER_APP_NAME,
+        # A task failed by a fault leaves its NATS message unacked: redeliver it soon.
+        "AMI_NATS_ACK_WAIT": str(NATS_ACK_WAIT),
         LEDGER_ENV: str(ledger_dir),
     }

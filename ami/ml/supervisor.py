@@ -9,6 +9,8 @@ processes are in their parent's group, so they go with it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
@@ -16,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 STOP_GRACE = 20.0  # seconds a group gets to exit after SIGTERM
 POLL_INTERVAL = 0.1  # seconds
 
@@ -70,6 +73,7 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 env={**self.env, **(env or {})},
                 start_new_session=True,
+                preexec_fn=_die_with_supervisor,
             )
         child = Child(name, process, log_path)
         self.children.append(child)
@@ -111,3 +115,13 @@ class Supervisor:
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _die_with_supervisor() -> None:
+    """In the child before exec: get SIGTERM if the supervising process dies.
+
+    A supervisor killed outright (SIGKILL, a test runner's timeout) cannot stop its
+    children; the kernel then does it for them (Linux `PR_SET_PDEATHSIG`).
+    """
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from django.db import DatabaseError
-
 from ami.jobs.locking import mark_stage, set_collected, touch_heartbeat, transition
 from ami.jobs.logging import job_logger
 from ami.jobs.models import ImageTask, Job, JobStage
@@ -54,7 +52,11 @@ def collect(job: Job) -> list[int]:
 
 
 def run_job(job_id: int) -> None:
-    """Collect and publish a PENDING job; resume one whose publishing was interrupted."""
+    """Collect and publish a PENDING job; resume one whose publishing was interrupted.
+
+    Transient errors (a killed connection, a NATS reconnect) propagate: the Celery task
+    retries, and the retry resumes where this attempt stopped.
+    """
     job = Job.objects.get(pk=job_id)
     if job.status == JobStatus.PENDING:
         if not transition(job_id, JobStatus.STARTED):
@@ -76,13 +78,15 @@ def run_job(job_id: int) -> None:
     except BadJobParams as exc:
         finish_job(job_id, JobStatus.FAILURE, reason=str(exc))
         return
-    except (DatabaseError, nats.NatsError, nats.NatsTimeoutError) as exc:
-        logger.warning("Job %s could not start", job_id, exc_info=True)
-        finish_job(job_id, JobStatus.FAILURE, reason=f"could not start: {exc!r}")
-        return
     mark_stage(job_id, StageKey.PROCESS, StageStatus.STARTED)
     touch_heartbeat(job_id)
     log.info("Published %d tasks; waiting for processing services", len(image_ids))
+
+
+def fail_start(job_id: int, exc: BaseException) -> None:
+    """Fail a job whose start kept failing after every retry."""
+    logger.warning("Job %s could not start: %r", job_id, exc)
+    finish_job(job_id, JobStatus.FAILURE, reason=f"could not start: {exc!r}")
 
 
 def _published(job_id: int) -> bool:

@@ -104,11 +104,11 @@ def build_config(options: dict) -> LoadConfig:
     if options["all_faults"]:
         faults = FaultOptions(
             idle_in_transaction_timeout=faults.idle_in_transaction_timeout or 2.0,
-            soft_time_limit=faults.soft_time_limit or 10.0,
+            soft_time_limit=faults.soft_time_limit or 4.0,
             terminate_connections_every=faults.terminate_connections_every or 3.0,
             kill_workers=faults.kill_workers or 2,
             restart_nats=True,
-            hold_job_lock=faults.hold_job_lock or 3.0,
+            hold_job_lock=faults.hold_job_lock or 6.0,
         )
     return LoadConfig(
         images=int(options["images"]),
