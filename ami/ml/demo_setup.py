@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from ami.jobs.models import ImageTask, Job
 from ami.main.models import Classification, Detection, Project, SourceImage
@@ -14,6 +15,7 @@ from ami.ml.models import Algorithm, Pipeline, ProcessingService
 from ami.ml.worker.model import CLASSIFIER_KEY, DETECTOR_KEY, iou
 
 DEMO_PROJECT = "Demo captures"
+DEMO_USER = "demo"  # password too: for a local demo only
 DEMO_FOLDER = "demo"  # under MEDIA_ROOT
 DEMO_PIPELINE = "blob-demo"
 DEMO_SEED = 2024
@@ -42,6 +44,15 @@ def ensure_images(count: int, seed: int = DEMO_SEED) -> Project:
         )
     SourceImage.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     return project
+
+
+def ensure_demo_user(project: Project) -> None:
+    """A local sign-in for the job pages: `demo` / `demo`, member of the demo project."""
+    user, created = get_user_model().objects.get_or_create(username=DEMO_USER)
+    if created:
+        user.set_password(DEMO_USER)
+        user.save(update_fields=["password"])
+    project.members.add(user)
 
 
 def ensure_pipeline() -> Pipeline:

@@ -186,7 +186,7 @@ class BackgroundWriter:
         self.reporter.failed(error, len(rows))
 
     def _write_per_job(self, rows: list[LogRow], first_error: BaseException) -> None:
-        # One bad job (e.g. deleted while its lines were queued) must not sink the others.
+        # One job's bad rows (data PostgreSQL refuses) must not sink the other jobs' lines.
         groups: dict[int, list[LogRow]] = {}
         for row in rows:
             groups.setdefault(row.job_id, []).append(row)

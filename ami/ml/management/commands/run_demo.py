@@ -21,7 +21,14 @@ from ami.jobs.lifecycle import cancel_job, create_job, start_job
 from ami.jobs.models import Job, JobLog, JobStage
 from ami.jobs.progress import read_progress
 from ami.jobs.states import StageKey
-from ami.ml.demo_setup import Score, ensure_images, ensure_pipeline, evaluate, processing_token
+from ami.ml.demo_setup import (
+    Score,
+    ensure_demo_user,
+    ensure_images,
+    ensure_pipeline,
+    evaluate,
+    processing_token,
+)
 from ami.ml.stack import (
     StackError,
     StackOptions,
@@ -68,6 +75,7 @@ class Command(BaseCommand):
             with console.status("Preparing demo images and pipeline..."):
                 project = ensure_images(int(options["images"]))
                 pipeline = ensure_pipeline()
+                ensure_demo_user(project)
                 token = processing_token()
         except KeyboardInterrupt:
             console.print("Interrupted before any process started.")
@@ -185,7 +193,11 @@ def print_summary(console: Console, outcome: Outcome, port: int, score: Score) -
         ("log lines stored", str(logs.count())),
         ("error lines", str(logs.filter(level__gte=40).count())),
         ("wall time", f"{outcome.wall_time:.1f}s (job itself: {_job_seconds(job)})"),
-        ("job page", f"http://127.0.0.1:{port}/jobs/{job.pk}/"),
+        (
+            "job page",
+            f"http://127.0.0.1:{port}/jobs/{job.pk}/ (sign in as demo / demo;"
+            " `ami demo --serve` keeps the page up)",
+        ),
     ]
     if outcome.problem:
         rows.insert(1, ("problem", outcome.problem))
