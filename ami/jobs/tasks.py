@@ -16,6 +16,13 @@ from ami.ml.schemas import PipelineResult
 # reconnect or a slow confirmation. SoftTimeLimitExceeded is deliberately absent: it fails
 # the task (the NATS message stays unacked and is redelivered).
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, nats.NatsTimeoutError, nats.NatsError)
+RETRY_TRANSIENT = {
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 1,  # seconds, doubling
+    "retry_backoff_max": 30,  # seconds
+    "retry_jitter": True,
+    "max_retries": settings.RESULT_TASK_MAX_RETRIES,
+}
 
 
 class RunJobTask(Task):
@@ -28,11 +35,7 @@ class RunJobTask(Task):
     name="ami.jobs.tasks.run_job",
     base=RunJobTask,
     ignore_result=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=1,
-    retry_backoff_max=30,
-    retry_jitter=True,
-    max_retries=settings.RESULT_TASK_MAX_RETRIES,
+    **RETRY_TRANSIENT,
 )
 def run_job(job_id: int) -> None:
     """Collect a job's images and publish one NATS task per image (resumable, so retried)."""
@@ -42,11 +45,7 @@ def run_job(job_id: int) -> None:
 @shared_task(
     name="ami.jobs.tasks.process_nats_pipeline_result",
     ignore_result=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=1,
-    retry_backoff_max=30,
-    retry_jitter=True,
-    max_retries=settings.RESULT_TASK_MAX_RETRIES,
+    **RETRY_TRANSIENT,
 )
 def process_nats_pipeline_result(job_id: int, result: dict, reply_subject: str) -> dict:
     """Save one image's result exactly once, then ack its NATS message (confirmed)."""

@@ -215,6 +215,9 @@
     $("log-pause").textContent = state.paused ? "Resume" : "Pause";
     if (state.paused) {
       closeStream();
+      // Lines received but not yet drawn stay undrawn: resume fetches them again.
+      if (state.pending.length) state.newest = state.pending[0].id - 1;
+      state.pending = [];
       setLogState("paused");
     } else {
       openStream();

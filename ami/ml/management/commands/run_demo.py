@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -132,6 +133,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         except KeyboardInterrupt:
             problem, interrupted = "interrupted", True
+            connection.close()  # Ctrl-C may have cut a query short and left it unusable
         job.refresh_from_db()
         if not job.is_final:
             cancel_job(job.pk)
