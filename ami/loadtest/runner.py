@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import time
@@ -40,7 +41,10 @@ from ami.ml.models import Pipeline
 from ami.ml.stack import StackOptions, WorkerOptions, start_processing_workers, start_stack
 from ami.ml.supervisor import Supervisor
 from ami.ml.worker.model import DETECTOR_KEY
+from ami.services import SERVERS
 from ami.services.base import free_port
+
+logger = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.5  # seconds
 NATS_ACK_WAIT = 15.0  # seconds
@@ -134,11 +138,18 @@ def build_faults(options: FaultOptions, results_worker_pid) -> FaultPlan:
         faults.append(
             WorkerKiller(results_worker_pid, options.kill_workers, interval=3.0, database_url=url)
         )
-    if options.restart_nats:
+    if options.restart_nats and _nats_is_embedded():
         faults.append(NatsRestarter(interval=3.0))
+    elif options.restart_nats:
+        logger.warning("--restart-nats needs the embedded NATS server (NATS_URL is external)")
     if options.hold_job_lock:
         faults.append(JobLockHolder(url, options.hold_job_lock))
     return FaultPlan(faults)
+
+
+def _nats_is_embedded() -> bool:
+    state = SERVERS["nats"].read_state()
+    return state is not None and state.url == settings.NATS_URL
 
 
 def wait_until_final(job: Job, timeout: float, console: Console) -> None:
