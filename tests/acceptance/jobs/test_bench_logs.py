@@ -31,10 +31,11 @@ def test_bench_logs_reports_every_mode(subprocess_env, tmp_path):
     assert "Job log write backends" in done.stdout
 
 
-def test_bench_rejects_an_unknown_mode():
+@pytest.mark.django_db(transaction=True)
+def test_bench_rejects_an_unknown_mode(subprocess_env):
     done = subprocess.run(
         [sys.executable, "-m", "ami", "bench", "logs", "--modes", "sync,nope"],
-        capture_output=True, text=True, timeout=60,
+        env=subprocess_env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
     assert "unknown mode(s): nope" in done.stderr
