@@ -150,6 +150,10 @@ JOB_LOG_BUFFER_INTERVAL = float(os.environ.get("JOB_LOG_BUFFER_INTERVAL", "0.25"
 JOB_LOG_BUFFER_MAX_LINES = int(os.environ.get("JOB_LOG_BUFFER_MAX_LINES", "50000"))  # queue bound
 JOB_LOG_FLUSH_TIMEOUT = float(os.environ.get("JOB_LOG_FLUSH_TIMEOUT", "5"))  # seconds
 JOB_LOG_LEGACY_MAX_LINES = 1000  # entries kept per array in the legacy JSON column
+# Periodic retention (Celery beat): lines older than this ("90d"; empty: keep all) and
+# orphaned lines are deleted every JOB_LOG_RETENTION_INTERVAL seconds.
+JOB_LOG_RETENTION = os.environ.get("AMI_JOB_LOG_RETENTION", "90d")
+JOB_LOG_RETENTION_INTERVAL = float(os.environ.get("AMI_JOB_LOG_RETENTION_INTERVAL", "86400"))
 
 # -- ML pipeline: NATS tasks, processing services, stale-job check (ami.ml) ---------------------
 # Streams and subjects are namespaced (default: by the database's name), so jobs of different
@@ -172,6 +176,11 @@ CELERY_BEAT_SCHEDULE = {
     "check-stale-jobs": {
         "task": "ami.jobs.tasks.check_stale_jobs",
         "schedule": JOB_STALE_CHECK_INTERVAL,
+        "options": {"queue": "jobs"},
+    },
+    "prune-job-logs": {
+        "task": "ami.jobs.tasks.prune_job_logs",
+        "schedule": JOB_LOG_RETENTION_INTERVAL,
         "options": {"queue": "jobs"},
     },
 }

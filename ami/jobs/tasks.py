@@ -9,6 +9,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from ami.jobs.logging import retention
 from ami.ml.orchestration import dispatch, nats, results, stale, undeliverable
 from ami.ml.schemas import PipelineResult
 
@@ -58,3 +59,13 @@ def check_stale_jobs() -> list[int]:
     """Fail images NATS gave up on; finalize jobs without a heartbeat for `JOB_STALE_AFTER`."""
     undeliverable.fail_undeliverable_tasks()
     return stale.check_stale_jobs()
+
+
+@shared_task(name="ami.jobs.tasks.prune_job_logs", ignore_result=True)
+def prune_job_logs() -> int:
+    """Apply the job log retention (`JOB_LOG_RETENTION`) and delete orphaned lines."""
+    deleted = retention.prune_orphans(retention.DEFAULT_BATCH_SIZE)
+    if settings.JOB_LOG_RETENTION:
+        age = retention.parse_age(settings.JOB_LOG_RETENTION)
+        deleted += retention.prune_older_than(age, retention.DEFAULT_BATCH_SIZE)
+    return deleted

@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from ami.jobs.models import Job, JobLog
+from ami.jobs.tasks import prune_job_logs
 from tests.integration.jobs.logging.conftest import LOGS_DB, stored_messages
 
 pytestmark = LOGS_DB
@@ -116,3 +117,28 @@ def test_prune_dry_run_deletes_nothing(job):
 def test_prune_rejects_bad_arguments(args, message):
     with pytest.raises(CommandError, match=message):
         call_command("prune_job_logs", *args)
+
+
+def test_periodic_retention_deletes_old_and_orphaned_lines(job, project, settings):
+    settings.JOB_LOG_RETENTION = "30d"
+    recent = Job.objects.create(project=project, name="recent")
+    gone = Job.objects.create(project=project, name="deleted later")
+    make_rows(job, 4, timedelta(days=40))
+    make_rows(recent, 3, timedelta(days=1))
+    make_rows(gone, 2, timedelta(days=1))
+    gone_id = gone.pk
+    Job.objects.filter(pk=gone_id).delete()  # its lines go with it (Django's cascade)
+    JobLog.objects.bulk_create(
+        JobLog(job_id=gone_id, message="written after the delete") for _ in range(2)
+    )
+    assert prune_job_logs.apply().get() == 4 + 2
+    assert JobLog.objects.filter(job=job).count() == 0
+    assert JobLog.objects.filter(job=recent).count() == 3
+    assert not JobLog.objects.filter(job_id=gone_id).exists()
+
+
+def test_periodic_retention_keeps_everything_but_orphans_when_disabled(job, settings):
+    settings.JOB_LOG_RETENTION = ""
+    make_rows(job, 3, timedelta(days=4000))
+    assert prune_job_logs.apply().get() == 0
+    assert JobLog.objects.filter(job=job).count() == 3
