@@ -8,6 +8,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.core.management.base import SystemCheckError
 from django.utils import timezone
 
 from ami.jobs.models import Job, JobLog
@@ -142,3 +143,9 @@ def test_periodic_retention_keeps_everything_but_orphans_when_disabled(job, sett
     make_rows(job, 3, timedelta(days=4000))
     assert prune_job_logs.apply().get() == 0
     assert JobLog.objects.filter(job=job).count() == 3
+
+
+def test_a_bad_retention_setting_fails_the_system_check(settings):
+    settings.JOB_LOG_RETENTION = "ninety days"
+    with pytest.raises(SystemCheckError, match="AMI_JOB_LOG_RETENTION"):
+        call_command("check")
