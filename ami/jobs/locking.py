@@ -77,7 +77,7 @@ def touch_heartbeat(job_id: int, min_interval: float = 0.0) -> None:
                 FOR NO KEY UPDATE SKIP LOCKED
             )
             """,
-            [now, job_id, cutoff if min_interval else now],
+            [now, job_id, cutoff],
         )
 
 

@@ -13,7 +13,8 @@ from django.db.models import Count
 from rich.console import Console
 
 from ami.jobs.lifecycle import cancel_job, create_job, start_job
-from ami.jobs.models import ImageTask, Job, JobLog, JobStage
+from ami.jobs.models import ImageTask, Job, JobLog
+from ami.jobs.progress import read_progress
 from ami.jobs.states import StageKey, TaskState
 from ami.loadtest import error_lines
 from ami.loadtest.config import (
@@ -156,12 +157,11 @@ def wait_until_final(job: Job, timeout: float, console: Console) -> None:
     deadline = time.monotonic() + timeout
     with console.status("") as status:
         while time.monotonic() < deadline:
-            job.refresh_from_db(fields=["status"])
-            stage = JobStage.objects.get(job=job, key=StageKey.PROCESS)
+            progress = read_progress(job.pk)
             status.update(
-                f"job {job.pk} {job.status}: {stage.processed + stage.failed}/{stage.total}"
+                f"job {job.pk} {progress.status}: {progress.process.done}/{progress.process.total}"
             )
-            if job.is_final:
+            if progress.is_final:
                 return
             time.sleep(POLL_INTERVAL)
     console.print(f"[red]job {job.pk} not final after {timeout:.0f}s[/red]")
@@ -196,8 +196,8 @@ def measure(
 
 
 def _count_images(result: ModeResult, job: Job) -> None:
-    collect = JobStage.objects.get(job=job, key=StageKey.COLLECT)
-    stage = JobStage.objects.get(job=job, key=StageKey.PROCESS)
+    progress = read_progress(job.pk)
+    collect, stage = progress.stages[StageKey.COLLECT], progress.process
     states = dict(ImageTask.objects.filter(job=job).values_list("state").annotate(n=Count("id")))
     result.images_total = stage.total
     result.images_processed = stage.processed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -73,7 +72,6 @@ class Command(BaseCommand):
             write_json(results, Path(options["json"]), meta)
             console.print(f"figures written to {options['json']}")
         console.print(f"ledgers and process logs: {out_dir}")
-        self.stdout.write(json.dumps({"modes": [r.mode for r in results]}))
 
 
 def build_config(options: dict) -> LoadConfig:
