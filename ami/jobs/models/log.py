@@ -1,11 +1,25 @@
-"""JobLog: one row per job log line, ordered by id."""
+"""JobLog: one row per job log line, read in `(txid, id)` order (see `ami.jobs.api.horizon`)."""
 
 from __future__ import annotations
 
 import logging
 
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models.functions import Now
+
+
+class LogWriteTxid(models.Func):
+    """`jobs_joblog_txid()`: the ordering key of the transaction writing a line (migration 0003).
+
+    The writing transaction's own id, taken after the transaction marked itself as a log
+    writer, so that a reader who sees no open log writer below H can serve every key < H.
+    """
+
+    function = "jobs_joblog_txid"
+    arity = 0
+    output_field = models.BigIntegerField()
+    allowed_default = True
 
 
 class JobLog(models.Model):
@@ -14,7 +28,7 @@ class JobLog(models.Model):
     # behind anyone holding that row FOR UPDATE, and logging must never wait on the job row.
     # Deleting a job still deletes its lines (Django's cascade, one DELETE by job_id);
     # a line written for a job deleted meanwhile is an orphan that prune_job_logs removes.
-    # No separate index either: the (job, id) index serves every lookup by job.
+    # No separate index either: the (job, txid, id) index serves every lookup by job.
     job = models.ForeignKey(
         "jobs.Job",
         on_delete=models.CASCADE,
@@ -22,6 +36,11 @@ class JobLog(models.Model):
         db_constraint=False,
         db_index=False,
     )
+    # Readers page by (txid, id): ids are drawn before commit, so id order alone lets a late
+    # commit land behind a reader's cursor; txid order with the horizon cannot (horizon.py).
+    txid = models.BigIntegerField(db_default=LogWriteTxid(), editable=False)
+    # Set by the writer, once per line: a retried write stores nothing twice.
+    key = models.UUIDField(null=True, blank=True, unique=True, editable=False)
     level = models.PositiveSmallIntegerField(
         default=logging.INFO, help_text="Python logging level number"
     )
@@ -30,8 +49,13 @@ class JobLog(models.Model):
     created_at = models.DateTimeField(db_default=Now())
 
     class Meta:
-        ordering = ["id"]
-        indexes = [models.Index(fields=["job", "id"], name="joblog_job_id_idx")]
+        ordering = ["txid", "id"]
+        indexes = [
+            models.Index(fields=["job", "txid", "id"], name="joblog_job_txid_idx"),
+            # Lines arrive roughly in time order: a BRIN index finds old ones for retention
+            # at a tiny fraction of a btree's size and write cost.
+            BrinIndex(fields=["created_at"], name="joblog_created_brin"),
+        ]
 
     def __str__(self) -> str:
         return f"[{self.level_name}] {self.message[:80]}"
