@@ -46,15 +46,35 @@ def run_django(argv: list[str]) -> int:
 def run_on_servers(command: str, argv: list[str]) -> int:
     """Start the servers (embedded unless their URLs are set), migrate, run a command.
 
-    Servers start before Django loads, because the settings read the servers' URLs.
+    Servers start before Django loads, because the settings read the servers' URLs. The
+    ones this call started are stopped at the end, unless `AMI_KEEP_SERVICES` is set.
+    Asking for `--help` starts nothing.
     """
+    if {"-h", "--help"} & set(argv):
+        return run_django([command, *argv])
+    already_up = {item.name for item in services.status() if item.healthy}
     try:
-        services.up()
+        started = [name for name in services.up() if name not in already_up]
     except services.ServiceError as exc:
         print(f"error: {exc}")
         return 1
-    run_django(["migrate", "--no-input", "-v", "0"])
-    return run_django([command, *argv])
+    try:
+        run_django(["migrate", "--no-input", "-v", "0"])
+        return run_django([command, *argv])
+    finally:
+        _stop_started(started)
+
+
+def _stop_started(started: list[str]) -> None:
+    if not started:
+        return
+    names = ", ".join(started)
+    if os.environ.get("AMI_KEEP_SERVICES"):
+        print(f"Embedded servers still running: {names} (stop them: ami services down)")
+        return
+    for name in started:
+        services.SERVERS[name].stop()
+    print(f"Stopped the embedded servers this command started: {names}.")
 
 
 def _print_help() -> None:

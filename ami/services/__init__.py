@@ -45,9 +45,14 @@ def up() -> list[str]:
     return started
 
 
-def down() -> list[str]:
-    """Stop every embedded server; return the names that were running."""
-    return [server.name for server in SERVERS.values() if server.stop()]
+def down(*, purge: bool = False) -> list[str]:
+    """Stop every embedded server; return the names that were running.
+
+    `purge` also deletes their data, wherever it lives (see `ami.services.postgres`).
+    """
+    return [
+        server.name for server in SERVERS.values() if (server.purge() if purge else server.stop())
+    ]
 
 
 def status() -> list[ServiceStatus]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -179,6 +180,12 @@ class EmbeddedServer:
         if pid_alive(state.pid):
             _signal(state.pid, signal.SIGKILL)
         return True
+
+    def purge(self) -> bool:
+        """Stop the server and delete its data; return True if a process was stopped."""
+        stopped = self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+        return stopped
 
     def restart(self) -> ServiceState:
         """Stop the running server and start it again on the same port, keeping its data."""

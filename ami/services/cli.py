@@ -16,8 +16,13 @@ def main(argv: list[str]) -> int:
         prog="ami services", description="Embedded PostgreSQL, NATS and Redis."
     )
     parser.add_argument("action", choices=["up", "down", "status", "env"])
+    parser.add_argument(
+        "--purge", action="store_true", help="with down: also delete the servers' data"
+    )
     args = parser.parse_args(argv)
-    return {"up": _up, "down": _down, "status": _status, "env": _env}[args.action]()
+    if args.action == "down":
+        return _down(purge=args.purge)
+    return {"up": _up, "status": _status, "env": _env}[args.action]()
 
 
 def _up() -> int:
@@ -29,9 +34,11 @@ def _up() -> int:
     return _status()
 
 
-def _down() -> int:
-    stopped = services.down()
+def _down(*, purge: bool) -> int:
+    stopped = services.down(purge=purge)
     print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+    if purge:
+        print("data deleted")
     return 0
 
 

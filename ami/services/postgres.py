@@ -1,8 +1,13 @@
 """Embedded PostgreSQL from the `pgserver` wheel's bundled binaries.
 
 PostgreSQL refuses to run as root, so under root the server runs as a system user
-(`ami-postgres`), from a copy of the binaries and a data directory under /var/tmp, which
-that user can reach whatever the permissions of the project folder and the virtualenv.
+(`ami-postgres`) from files under /var/tmp/ami-jobs-postgres/, which that user can reach
+whatever the permissions of the checkout and its virtualenv:
+- `pginstall-<hash>/`: one copy of the wheel's binaries, shared by every checkout using
+  the same wheel;
+- `run-<hash>/`: one checkout's data directory, with an `owner` file naming its run folder.
+`ami services down --purge` deletes this checkout's data; `ami services up` stops the
+servers of checkouts that no longer exist and deletes their data.
 """
 
 from __future__ import annotations
@@ -14,11 +19,19 @@ import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import psycopg
 
-from ami.services.base import EmbeddedServer, ServiceError
+from ami.services.base import (
+    POLL_INTERVAL,
+    STOP_TIMEOUT,
+    EmbeddedServer,
+    ServiceError,
+    pid_alive,
+)
 from ami.services.paths import run_dir
 
 SERVICE_USER = "ami-postgres"
@@ -63,9 +76,8 @@ class PostgresServer(EmbeddedServer):
 
     @property
     def root_home(self) -> Path:
-        """Under root: this project's folder that the service user can reach."""
-        digest = hashlib.sha256(str(run_dir()).encode()).hexdigest()[:12]
-        return ROOT_HOME_PARENT / digest
+        """Under root: this checkout's folder that the service user can reach."""
+        return ROOT_HOME_PARENT / f"run-{_digest(str(run_dir()))}"
 
     @property
     def data_dir(self) -> Path:
@@ -75,27 +87,18 @@ class PostgresServer(EmbeddedServer):
     def bin_dir(self) -> Path:
         if not self.as_root:
             return _wheel_install_dir() / "bin"
-        return self.root_home / "site" / "pgserver" / "pginstall" / "bin"
+        return _shared_site() / "pgserver" / "pginstall" / "bin"
 
     def binary(self) -> Path:
         if self.as_root:
-            self._copy_binaries()
+            _copy_binaries()
         return self.bin_dir / "postgres"
 
-    def _copy_binaries(self) -> None:
-        """Copy the wheel's binaries and the libraries they load (RPATH ../../../pgserver.libs)."""
-        if (self.bin_dir / "postgres").exists():
-            return
-        source = _wheel_install_dir()
-        if not (source / "bin" / "postgres").exists():
-            return  # start() reports the missing binary
-        site = self.root_home / "site"
-        site.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root_home, 0o755)
-        shutil.copytree(source, site / "pgserver" / "pginstall", symlinks=True, dirs_exist_ok=True)
-        libs = source.parent.parent / "pgserver.libs"
-        if libs.exists():
-            shutil.copytree(libs, site / "pgserver.libs", symlinks=True, dirs_exist_ok=True)
+    def purge(self) -> bool:
+        stopped = super().purge()
+        if self.as_root:
+            shutil.rmtree(self.root_home, ignore_errors=True)
+        return stopped
 
     def popen_kwargs(self) -> dict:
         if not self.as_root:
@@ -104,6 +107,11 @@ class PostgresServer(EmbeddedServer):
         return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
     def prepare(self) -> None:
+        if self.as_root:
+            sweep_orphans()
+            self.root_home.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.root_home, 0o755)
+            (self.root_home / "owner").write_text(str(run_dir()))
         if (self.data_dir / "PG_VERSION").exists():
             return
         if self.data_dir.exists():
@@ -162,6 +170,91 @@ class PostgresServer(EmbeddedServer):
 
     def stop_signal(self) -> int:
         return signal.SIGINT  # "fast" shutdown: roll back sessions, then exit cleanly
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _shared_site() -> Path:
+    """Under root: the one copy of this wheel's binaries, shared by every checkout."""
+    return ROOT_HOME_PARENT / f"pginstall-{_digest(str(_wheel_install_dir().resolve()))}"
+
+
+def _copy_binaries() -> None:
+    """Copy the wheel's binaries and the libraries they load (RPATH ../../../pgserver.libs).
+
+    Copied into a temporary folder and renamed, so checkouts starting at once never see a
+    half-made copy.
+    """
+    site = _shared_site()
+    source = _wheel_install_dir()
+    if site.exists() or not (source / "bin" / "postgres").exists():
+        return  # already there, or start() reports the missing binary
+    ROOT_HOME_PARENT.mkdir(parents=True, exist_ok=True)
+    os.chmod(ROOT_HOME_PARENT, 0o755)
+    partial = Path(tempfile.mkdtemp(dir=ROOT_HOME_PARENT, prefix=".partial-"))
+    os.chmod(partial, 0o755)
+    shutil.copytree(source, partial / "pgserver" / "pginstall", symlinks=True)
+    libs = source.parent.parent / "pgserver.libs"
+    if libs.exists():
+        shutil.copytree(libs, partial / "pgserver.libs", symlinks=True)
+    try:
+        partial.rename(site)
+    except OSError:  # another checkout finished its copy first
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def sweep_orphans() -> list[Path]:
+    """Stop the servers of checkouts that no longer exist and delete their data.
+
+    Returns the folders removed. A checkout is gone when the run folder named in its
+    `owner` file does not exist any more.
+    """
+    removed = _sweep_old_layout()
+    for home in sorted(ROOT_HOME_PARENT.glob("run-*")):
+        try:
+            owner = Path((home / "owner").read_text().strip())
+        except FileNotFoundError:
+            continue
+        if owner.exists():
+            continue
+        _stop_postmaster(home / "data")
+        shutil.rmtree(home, ignore_errors=True)
+        removed.append(home)
+    return removed
+
+
+def _sweep_old_layout() -> list[Path]:
+    """Delete the stopped servers of the layout before `run-*` (a folder per checkout with its
+    own copy of the binaries): nothing starts from them any more."""
+    removed = []
+    for home in sorted(ROOT_HOME_PARENT.glob("[0-9a-f]" * 12)):
+        if _postmaster_pid(home / "data") is None:
+            shutil.rmtree(home, ignore_errors=True)
+            removed.append(home)
+    return removed
+
+
+def _postmaster_pid(data_dir: Path) -> int | None:
+    """The pid of the server running on `data_dir`, if one runs."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def _stop_postmaster(data_dir: Path) -> None:
+    pid = _postmaster_pid(data_dir)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _admin_url(url: str) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from ami.services.base import pid_alive
+from ami.services.nats import NatsServer
 from ami.services.postgres import PostgresServer
+from ami.services.redis import RedisServer
 
 URL_VARS = ("DATABASE_URL", "NATS_URL", "REDIS_URL")
 
@@ -35,9 +39,27 @@ def isolated_env(tmp_path, monkeypatch):
     env = {k: v for k, v in os.environ.items() if k not in URL_VARS}
     env["AMI_RUN_DIR"] = str(run_dir)
     yield env
-    ami("services", "down", env=env, check=False)
-    monkeypatch.setenv("AMI_RUN_DIR", str(run_dir))
-    shutil.rmtree(PostgresServer().data_dir.parent, ignore_errors=True)
+    ami("services", "down", "--purge", env=env, check=False)
+
+
+@contextlib.contextmanager
+def in_run_dir(run_dir: Path):
+    """Point the embedded servers' code in this process at another checkout's run folder."""
+    previous = os.environ.get("AMI_RUN_DIR")
+    os.environ["AMI_RUN_DIR"] = str(run_dir)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["AMI_RUN_DIR"]
+        else:
+            os.environ["AMI_RUN_DIR"] = previous
+
+
+def postgres_data_dir(run_dir: Path) -> Path:
+    """Where the embedded PostgreSQL of `run_dir` keeps its data (outside it under root)."""
+    with in_run_dir(run_dir):
+        return PostgresServer().data_dir
 
 
 def test_up_status_env_down_leaves_nothing_behind(isolated_env):
@@ -66,6 +88,37 @@ def test_up_status_env_down_leaves_nothing_behind(isolated_env):
     status = ami("services", "status", env=isolated_env, check=False)
     assert status.returncode == 1
     assert "yes" not in status.stdout
+
+
+def test_down_purge_deletes_the_data_wherever_it_lives(isolated_env):
+    run_dir = Path(isolated_env["AMI_RUN_DIR"])
+    ami("services", "up", env=isolated_env)
+    data_dir = postgres_data_dir(run_dir)
+    assert (data_dir / "PG_VERSION").exists()
+
+    down = ami("services", "down", "--purge", env=isolated_env)
+    assert "data deleted" in down.stdout
+    assert not data_dir.exists()
+    assert not (run_dir / "nats").exists() and not (run_dir / "redis").exists()
+
+
+def test_a_deleted_checkout_has_its_server_stopped_and_its_data_removed(isolated_env, tmp_path):
+    gone = {**isolated_env, "AMI_RUN_DIR": str(tmp_path / "deleted-checkout" / ".run")}
+    ami("services", "up", env=gone)
+    pid = json.loads((Path(gone["AMI_RUN_DIR"]) / "postgres.json").read_text())["pid"]
+    data_dir = postgres_data_dir(Path(gone["AMI_RUN_DIR"]))
+    with in_run_dir(Path(gone["AMI_RUN_DIR"])):
+        NatsServer().stop()  # only PostgreSQL is left behind
+        RedisServer().stop()
+    shutil.rmtree(tmp_path / "deleted-checkout")  # the checkout is deleted, its server runs
+
+    ami("services", "up", env=isolated_env)  # any other checkout's start sweeps it
+
+    if os.geteuid() != 0:  # the data lived inside the deleted checkout: nothing to sweep
+        os.kill(pid, signal.SIGINT)
+        pytest.skip("only under root does PostgreSQL keep its data outside the checkout")
+    assert not pid_alive(pid)
+    assert not data_dir.exists()
 
 
 def test_external_urls_start_no_embedded_server(isolated_env):

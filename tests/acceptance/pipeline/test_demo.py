@@ -7,13 +7,17 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
+import psutil
 import pytest
 
 from ami.jobs.models import Job
 from ami.jobs.states import JobStatus
 from ami.ml.supervisor import group_members
+from ami.services.postgres import PostgresServer
 from tests.acceptance.pipeline.conftest import wait_until
+from tests.acceptance.test_services_cli import URL_VARS, in_run_dir
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,3 +87,38 @@ def test_ctrl_c_cancels_the_job_and_stops_everything(demo_env):
     assert len(groups) == 6
     assert not [pid for pgid in groups for pid in group_members(pgid)]
     assert Job.objects.get().status == JobStatus.REVOKED
+
+
+def test_demo_stops_the_embedded_servers_it_started(demo_env, tmp_path):
+    env = {k: v for k, v in demo_env.items() if k not in URL_VARS}
+    run_dir = Path(env["AMI_RUN_DIR"])
+    demo = Demo(env, "--images", "4", "--results-concurrency", "1")
+    assert demo.wait(timeout=300) == 0, demo.output
+    assert "SUCCESS" in demo.output
+    assert "Stopped the embedded servers this command started: postgres, nats, redis." in (
+        demo.output
+    )
+    with in_run_dir(run_dir):
+        data_dir = PostgresServer().data_dir
+    left = [
+        process.info
+        for process in psutil.process_iter(["pid", "cmdline"])
+        if any(str(run_dir) in arg or str(data_dir) in arg for arg in process.info["cmdline"] or [])
+    ]
+    assert not left
+    ami_services_down = [sys.executable, "-m", "ami", "services", "down", "--purge"]
+    subprocess.run(ami_services_down, env=env, check=True, capture_output=True, timeout=60)
+
+
+def test_help_starts_nothing(demo_env):
+    env = {k: v for k, v in demo_env.items() if k not in URL_VARS}
+    result = subprocess.run(
+        [sys.executable, "-m", "ami", "demo", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--images" in result.stdout
+    assert not Path(env["AMI_RUN_DIR"]).exists()

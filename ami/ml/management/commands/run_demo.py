@@ -197,8 +197,8 @@ def print_summary(console: Console, outcome: Outcome, port: int, score: Score) -
         ("wall time", f"{outcome.wall_time:.1f}s (job itself: {_job_seconds(job)})"),
         (
             "job page",
-            f"http://127.0.0.1:{port}/jobs/{job.pk}/ (sign in as demo / demo;"
-            " `ami demo --serve` keeps the page up)",
+            f"http://127.0.0.1:{port}/jobs/{job.pk}/ (sign in as demo / demo; it stops"
+            " with the demo: `ami demo --serve` keeps it up until Ctrl-C)",
         ),
     ]
     if outcome.problem:
