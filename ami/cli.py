@@ -35,7 +35,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_django(argv: list[str]) -> int:
-    """Run a Django management command (`ami migrate` is `manage.py migrate`)."""
+    """Run a Django management command (`ami migrate` is `manage.py migrate`).
+
+    The URLs of this checkout's running embedded servers go into the environment first
+    (a variable already set wins), so the settings, and every child, see them.
+    """
+    for name, url in services.urls().items():
+        os.environ.setdefault(name, url)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ami.settings")
     from django.core.management import execute_from_command_line
 
@@ -51,6 +57,9 @@ def run_on_servers(command: str, argv: list[str]) -> int:
     Asking for `--help` starts nothing.
     """
     if {"-h", "--help"} & set(argv):
+        # Help connects to nothing, but the settings need a URL for each server to load.
+        for server in services.SERVERS.values():
+            os.environ.setdefault(server.env_var, server.url_for(0).replace("127.0.0.1", "unset"))
         return run_django([command, *argv])
     already_up = {item.name for item in services.status() if item.healthy}
     try:

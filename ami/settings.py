@@ -1,7 +1,8 @@
 """Django settings, configured from the environment.
 
-URLs come from `DATABASE_URL`, `NATS_URL` and `REDIS_URL`, or from the embedded servers
-that `ami services up` started (see `ami.services`).
+The servers' URLs come from `DATABASE_URL`, `NATS_URL` and `REDIS_URL` only; a missing one
+is an error that names it. The `ami` command and the test plugin put the embedded servers'
+URLs there before Django loads (`ami.services`); their children inherit them.
 """
 
 from __future__ import annotations
@@ -10,11 +11,19 @@ import os
 from pathlib import Path
 
 import dj_database_url
-
-from ami.services import urls as service_urls
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent
-_urls = service_urls()
+
+
+def _required_url(name: str) -> str:
+    url = os.environ.get(name)
+    if not url:
+        raise ImproperlyConfigured(
+            f"{name} is not set. Export it (README, Configuration), or run `ami services up` "
+            "and use the `ami` command, which passes the embedded servers' URLs on."
+        )
+    return url
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -72,7 +81,7 @@ TEMPLATES = [
 # connection, so a job log line is never part of (nor lost with) the caller's transaction.
 # Its lock_timeout bounds any wait on a job row: a deferred FK check is not bounded by
 # statement_timeout.
-DATABASE_URL = _urls.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ami")
+DATABASE_URL = _required_url("DATABASE_URL")
 LOG_DB_LOCK_TIMEOUT_MS = int(os.environ.get("AMI_LOG_DB_LOCK_TIMEOUT_MS", "2000"))
 
 # application_name tells an operator (and the load test's fault injector) whose
@@ -94,8 +103,8 @@ DATABASES = {"default": _default_db, "logs": _log_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # -- Messaging --------------------------------------------------------------------------------
-NATS_URL = _urls.get("NATS_URL", "nats://127.0.0.1:4222")
-REDIS_URL = _urls.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+NATS_URL = _required_url("NATS_URL")
+REDIS_URL = _required_url("REDIS_URL")
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True
