@@ -17,11 +17,13 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
 from ami.jobs.locking import record_image_result
 from ami.jobs.logging import job_logger
-from ami.jobs.models import ImageTask, JobStage
-from ami.jobs.states import JobStatus, StageKey, StageStatus, TaskState
+from ami.jobs.models import ImageTask
+from ami.jobs.states import JobStatus, TaskState
+from ami.ml.models import TaskPublication
 from ami.ml.orchestration import nats
 from ami.ml.orchestration.finish import finish_if_complete
 
@@ -30,8 +32,8 @@ logger = logging.getLogger(__name__)
 
 def fail_undeliverable_tasks() -> dict[int, int]:
     """Check every running, published job; return {job id: images failed} for those fixed."""
-    published = JobStage.objects.filter(
-        key=StageKey.PROCESS, status=StageStatus.STARTED, job__status=JobStatus.STARTED
+    published = TaskPublication.objects.filter(
+        published__gte=F("total"), job__status=JobStatus.STARTED
     ).values_list("job_id", flat=True)
     fixed = {}
     for job_id in published:
