@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from ami.jobs.locking import (
     mark_stage,
@@ -31,21 +32,26 @@ class BadJobParams(ValueError):
     """The job's params cannot select images."""
 
 
-def select_image_ids(job: Job) -> list[int]:
+def selected_images(project_id: int, params: dict | None) -> QuerySet[SourceImage]:
     """The images a job runs on: `params.image_ids`, else the project's, up to `params.limit`."""
-    params = job.params or {}
-    images = SourceImage.objects.filter(project_id=job.project_id).order_by("pk")
+    params = params or {}
+    images = SourceImage.objects.filter(project_id=project_id).order_by("pk")
     if "image_ids" in params:
         ids = params["image_ids"]
-        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        if not isinstance(ids, list) or not all(type(i) is int for i in ids):
             raise BadJobParams("params.image_ids must be a list of integers")
         images = images.filter(pk__in=ids)
     limit = params.get("limit")
     if limit is not None:
-        if not isinstance(limit, int) or limit < 0:
+        if type(limit) is not int or limit < 0:
             raise BadJobParams("params.limit must be a non-negative integer")
         images = images[:limit]
-    return list(images.values_list("pk", flat=True))
+    return images
+
+
+def select_image_ids(job: Job) -> list[int]:
+    """The ids of the images a job runs on (see `selected_images`)."""
+    return list(selected_images(job.project_id, job.params).values_list("pk", flat=True))
 
 
 def collect(job: Job) -> list[int]:
@@ -108,6 +114,9 @@ def run_job(job_id: int) -> None:
     elif job.status == JobStatus.STARTED and not is_published(job_id):
         fresh = False  # an earlier attempt failed or died while collecting or publishing
     else:
+        return
+    if job.pipeline_id is None:
+        finish_job(job_id, JobStatus.FAILURE, reason="the job has no pipeline")
         return
     try:
         image_ids = collect(job)
