@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from pydantic import ValidationError
 from rest_framework import status
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -34,9 +36,20 @@ logger = logging.getLogger(__name__)
 RESERVE_HEARTBEAT_INTERVAL = 5.0  # seconds
 
 
+class BoundedJSONParser(JSONParser):
+    """JSON only; nesting too deep for the parser is a 400, not a RecursionError (500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error: nested too deeply") from None
+
+
 class ProcessingServiceView(APIView):
     authentication_classes = [ProcessingServiceAuthentication]
     permission_classes = [IsProcessingService]
+    parser_classes = [BoundedJSONParser]
 
     def handle_exception(self, exc: Exception) -> Response:
         # A dropped or killed database connection is transient: tell the service to retry
