@@ -27,7 +27,7 @@ from ami.jobs.states import JobStatus
 from ami.jobs.tasks import process_nats_pipeline_result
 from ami.ml.api.authentication import IsProcessingService, ProcessingServiceAuthentication
 from ami.ml.api.images import signed_image_path
-from ami.ml.models import Algorithm
+from ami.ml.models import Algorithm, ResultReceipt
 from ami.ml.orchestration import nats
 from ami.ml.schemas import ReserveRequest, ResultBatch, Task, TaskMessage, describe_errors
 
@@ -142,11 +142,24 @@ class PostResultsView(ProcessingServiceView):
         errors = batch_errors(job_id, batch)
         if errors:
             return _invalid(errors)
+        record_receipts(job_id, [result.image_id for result in batch.results])
         for result in batch.results:
             process_nats_pipeline_result.apply_async(
                 args=[job_id, result.model_dump(mode="json"), result.reply_subject]
             )
         return Response({"queued": len(batch.results)}, status=status.HTTP_202_ACCEPTED)
+
+
+def record_receipts(job_id: int, image_ids: list[int]) -> None:
+    """Remember that these images have a valid result on its way (idempotent).
+
+    Written before the results are queued: however long they wait in the queue, the
+    undeliverable-task check will not fail their images.
+    """
+    ResultReceipt.objects.bulk_create(
+        [ResultReceipt(job_id=job_id, image_id=image_id) for image_id in set(image_ids)],
+        ignore_conflicts=True,
+    )
 
 
 def batch_errors(job_id: int, batch: ResultBatch) -> list[dict[str, str]]:
