@@ -4,6 +4,19 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+def record_running_publications(apps, schema_editor):
+    """Jobs running at upgrade time published their tasks before their process stage started."""
+    JobStage = apps.get_model("jobs", "JobStage")
+    TaskPublication = apps.get_model("ml", "TaskPublication")
+    published = JobStage.objects.filter(
+        key="process", status__in=["STARTED", "SUCCESS"], job__status="STARTED"
+    ).values_list("job_id", "total")
+    TaskPublication.objects.bulk_create(
+        [TaskPublication(job_id=job_id, total=total, published=total) for job_id, total in published],
+        ignore_conflicts=True,
+    )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -33,4 +46,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('job', 'image_id'), name='one_receipt_per_image')],
             },
         ),
+        migrations.RunPython(record_running_publications, migrations.RunPython.noop),
     ]

@@ -10,9 +10,8 @@ from django.utils import timezone
 
 from ami.jobs.locking import close_stages, pending_task_count, stale_job_ids, transition_if_stale
 from ami.jobs.logging import job_logger
-from ami.jobs.models import Job
-from ami.jobs.states import JobStatus
-from ami.ml.models import TaskPublication
+from ami.jobs.models import Job, JobStage
+from ami.jobs.states import JobStatus, StageKey, StageStatus
 from ami.ml.orchestration.finish import remove_queue
 
 logger = logging.getLogger(__name__)
@@ -52,7 +51,10 @@ def failure_reason(job_id: int, seconds: float) -> str:
     status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
     if status == JobStatus.PENDING:
         return f"{silence}; it never started (is a worker consuming the jobs queue?)"
-    if not TaskPublication.objects.filter(job_id=job_id).exists():
+    collected = JobStage.objects.filter(
+        job_id=job_id, key=StageKey.COLLECT, status=StageStatus.SUCCESS
+    ).exists()
+    if not collected:
         return f"{silence}; its images were never collected"
     pending = pending_task_count(job_id)
     if pending:
