@@ -15,6 +15,7 @@ from ami.jobs.models import ImageTask
 from ami.jobs.states import TaskState
 from ami.jobs.tasks import process_nats_pipeline_result
 from ami.ml.models import ProcessingService
+from ami.ml.orchestration import nats
 from tests.integration.ml.conftest import make_result, reserve_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,3 +147,16 @@ def test_unusual_but_valid_text_is_accepted_and_saved(
     assert outcome["counted"]
     task = ImageTask.objects.get(job=started_job, source_image=images[0])
     assert task.state == TaskState.DONE
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"batch": 1e400}', '{"batch": NaN}', '{"batch": "\\u0000"}', '{"batch": -1}', "[" * 100_000],
+    ids=["infinite", "nan", "nul", "negative", "deep"],
+)
+def test_hostile_reserve_request_is_a_400(client, started_job, body):
+    response = client.post(
+        f"/api/jobs/{started_job.pk}/tasks", body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content[:200]
+    assert nats.consumer_state(started_job.pk).ack_pending == 0  # nothing was handed out
