@@ -59,3 +59,45 @@ class ProcessingService(models.Model):
             name=name, defaults={"token_hash": hash_token(token), "is_active": True}
         )
         return service, token
+
+
+class TaskPublication(models.Model):
+    """How many of a job's tasks NATS has confirmed, in image id order.
+
+    Written by `run_job` after each confirmed chunk, so a retried start resumes where the
+    interrupted one stopped. A job's tasks are published once `published == total`.
+    """
+
+    job = models.OneToOneField(
+        "jobs.Job", on_delete=models.CASCADE, primary_key=True, related_name="task_publication"
+    )
+    total = models.PositiveIntegerField()
+    published = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Job #{self.job_id}: {self.published} of {self.total} tasks published"
+
+    @property
+    def complete(self) -> bool:
+        return self.published >= self.total
+
+
+class ResultReceipt(models.Model):
+    """A valid result for one image of a job was accepted and queued for saving.
+
+    The undeliverable-task check never fails an image with a receipt: its result waits in
+    the Celery queue, however long after NATS stopped redelivering the task.
+    """
+
+    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="+")
+    image_id = models.BigIntegerField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "image_id"], name="one_receipt_per_image")
+        ]
+
+    def __str__(self) -> str:
+        return f"Result for image {self.image_id} of job #{self.job_id}"

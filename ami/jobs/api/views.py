@@ -50,6 +50,14 @@ def bad_request(error: BadLogQuery) -> ValidationError:
     return ValidationError(error.errors)
 
 
+def refuse_unstartable(project_id: int, pipeline_id: int | None, params: dict) -> None:
+    """Raise a 400 naming each field that keeps such a job from ever running."""
+    try:
+        lifecycle.check_startable(project_id, pipeline_id, params)
+    except lifecycle.NotStartable as error:
+        raise ValidationError(error.errors) from None
+
+
 @extend_schema_view(
     list=extend_schema(
         parameters=[
@@ -128,6 +136,9 @@ class JobViewSet(
         serializer = JobCreateSerializer(data=request.data, projects=visible_projects(request.user))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if data["start"]:
+            pipeline = data.get("pipeline")
+            refuse_unstartable(data["project"].pk, pipeline and pipeline.pk, data["params"])
         job = lifecycle.create_job(
             data["project"], data.get("pipeline"), data["name"], data["params"]
         )
@@ -145,11 +156,15 @@ class JobViewSet(
             return Response({"detail": refusal}, status=status.HTTP_409_CONFLICT)
         return Response(self._detail(job_id))
 
-    @extend_schema(request=None, responses={200: JobDetailSerializer, 409: None})
+    @extend_schema(request=None, responses={200: JobDetailSerializer, 400: None, 409: None})
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk=None) -> Response:
         job = self.get_object()
-        return self._act(lifecycle.start_job(job.pk), job.pk, f"job is {job.status}, not startable")
+        try:
+            started = lifecycle.start_job(job.pk)
+        except lifecycle.NotStartable as error:
+            raise ValidationError(error.errors) from None
+        return self._act(started, job.pk, f"job is {job.status}, not startable")
 
     @extend_schema(request=None, responses={200: JobDetailSerializer, 409: None})
     @action(detail=True, methods=["post"])
@@ -157,10 +172,13 @@ class JobViewSet(
         job = self.get_object()
         return self._act(lifecycle.cancel_job(job.pk), job.pk, f"job is already {job.status}")
 
-    @extend_schema(request=None, responses={201: JobDetailSerializer})
+    @extend_schema(request=None, responses={201: JobDetailSerializer, 400: None})
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk=None) -> Response:
-        new_job = lifecycle.retry_job(self.get_object().pk)
+        try:
+            new_job = lifecycle.retry_job(self.get_object().pk)
+        except lifecycle.NotStartable as error:
+            raise ValidationError(error.errors) from None
         return Response(self._detail(new_job.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=LOG_PARAMETERS, responses=LogPageSerializer)

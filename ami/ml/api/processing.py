@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from pydantic import ValidationError
 from rest_framework import status
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,7 +27,7 @@ from ami.jobs.states import JobStatus
 from ami.jobs.tasks import process_nats_pipeline_result
 from ami.ml.api.authentication import IsProcessingService, ProcessingServiceAuthentication
 from ami.ml.api.images import signed_image_path
-from ami.ml.models import Algorithm
+from ami.ml.models import Algorithm, ResultReceipt
 from ami.ml.orchestration import nats
 from ami.ml.schemas import ReserveRequest, ResultBatch, Task, TaskMessage, describe_errors
 
@@ -34,9 +36,20 @@ logger = logging.getLogger(__name__)
 RESERVE_HEARTBEAT_INTERVAL = 5.0  # seconds
 
 
+class BoundedJSONParser(JSONParser):
+    """JSON only; nesting too deep for the parser is a 400, not a RecursionError (500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error: nested too deeply") from None
+
+
 class ProcessingServiceView(APIView):
     authentication_classes = [ProcessingServiceAuthentication]
     permission_classes = [IsProcessingService]
+    parser_classes = [BoundedJSONParser]
 
     def handle_exception(self, exc: Exception) -> Response:
         # A dropped or killed database connection is transient: tell the service to retry
@@ -129,11 +142,24 @@ class PostResultsView(ProcessingServiceView):
         errors = batch_errors(job_id, batch)
         if errors:
             return _invalid(errors)
+        record_receipts(job_id, [result.image_id for result in batch.results])
         for result in batch.results:
             process_nats_pipeline_result.apply_async(
                 args=[job_id, result.model_dump(mode="json"), result.reply_subject]
             )
         return Response({"queued": len(batch.results)}, status=status.HTTP_202_ACCEPTED)
+
+
+def record_receipts(job_id: int, image_ids: list[int]) -> None:
+    """Remember that these images have a valid result on its way (idempotent).
+
+    Written before the results are queued: however long they wait in the queue, the
+    undeliverable-task check will not fail their images.
+    """
+    ResultReceipt.objects.bulk_create(
+        [ResultReceipt(job_id=job_id, image_id=image_id) for image_id in set(image_ids)],
+        ignore_conflicts=True,
+    )
 
 
 def batch_errors(job_id: int, batch: ResultBatch) -> list[dict[str, str]]:

@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Iterator
 
 import psycopg
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from psycopg import pq
 
@@ -22,18 +23,24 @@ CANCEL_TIMEOUT = 2.0  # seconds to wait for the server to confirm a cancel
 
 @contextlib.contextmanager
 def abandon_connection_on_interrupt() -> Iterator[None]:
-    """Use inside `transaction.atomic()`: on a non-Exception interrupt, drop the connection.
+    """Use inside `transaction.atomic()`: on an interrupt, drop the connection.
 
-    Ordinary exceptions pass through untouched (the atomic block rolls back as usual);
-    the interrupt itself is always re-raised.
+    An interrupt is Celery's soft time limit or anything that is not an `Exception`
+    (KeyboardInterrupt, SystemExit). `SoftTimeLimitExceeded` *is* an `Exception`, so it is
+    named first. Ordinary exceptions pass through untouched (the atomic block rolls back as
+    usual); the interrupt itself is always re-raised.
     """
     try:
         yield
-    except Exception:
+    except BaseException as exc:
+        if is_interrupt(exc):
+            abandon_connection()
         raise
-    except BaseException:
-        abandon_connection()
-        raise
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """True for what stops a task from outside: a soft time limit, a signal, an exit."""
+    return isinstance(exc, SoftTimeLimitExceeded) or not isinstance(exc, Exception)
 
 
 def abandon_connection() -> None:

@@ -40,6 +40,8 @@ STATUS_HEADER = "Status"
 # Statuses that end a no_wait pull: 404 no messages, 408 request expired, 409 e.g. deleted.
 END_OF_PULL = {"404", "408", "409"}
 NO_RESPONDERS = "503"
+DUPLICATE_WINDOW = 3600.0  # seconds the stream remembers a message id
+DEFAULT_PUBLISH_CHUNK = 200  # messages in flight together while publishing
 ASYNC_SIGNALS = {
     signal.SIGINT,
     signal.SIGTERM,
@@ -59,7 +61,9 @@ __all__ = [
     "TaskQueueGone",
     "ack",
     "consumer_state",
+    "create_queue",
     "delete_queue",
+    "publish",
     "publish_tasks",
     "reserve",
 ]
@@ -179,17 +183,22 @@ def _call(coro_fn, *args: Any, timeout: float | None = None) -> Any:
 
 
 # -- operations ---------------------------------------------------------------------------------
-async def _create_queue(nc: Client, job_id: int, fresh: bool) -> None:
+async def _create_queue(nc: Client, job_id: int, fresh: bool) -> bool:
     js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
     if fresh:
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(stream_name(job_id))
+    try:
+        await js.stream_info(stream_name(job_id))
+        existed = True
+    except NotFoundError:
+        existed = False
     await js.add_stream(
         name=stream_name(job_id),
         subjects=[subject(job_id)],
         retention=api.RetentionPolicy.WORK_QUEUE,
         storage=api.StorageType.FILE,
-        duplicate_window=3600.0,
+        duplicate_window=DUPLICATE_WINDOW,
     )
     await js.add_consumer(
         stream_name(job_id),
@@ -202,35 +211,56 @@ async def _create_queue(nc: Client, job_id: int, fresh: bool) -> None:
             filter_subject=subject(job_id),
         ),
     )
+    return existed
 
 
 async def _publish(nc: Client, job_id: int, payloads: list[dict]) -> int:
     js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
-    chunk = 200
-    for start in range(0, len(payloads), chunk):
-        await asyncio.gather(
-            *(
-                js.publish(
-                    subject(job_id),
-                    json.dumps(payload).encode(),
-                    stream=stream_name(job_id),
-                    headers={TASK_ID_HEADER: f"{job_id}-{payload['image_id']}"},
-                )
-                for payload in payloads[start : start + chunk]
+    await asyncio.gather(
+        *(
+            js.publish(
+                subject(job_id),
+                json.dumps(payload).encode(),
+                stream=stream_name(job_id),
+                headers={TASK_ID_HEADER: f"{job_id}-{payload['image_id']}"},
             )
+            for payload in payloads
         )
+    )
     return len(payloads)
 
 
-def publish_tasks(job_id: int, payloads: list[dict], *, fresh: bool) -> int:
-    """Create the job's stream and consumer and publish one message per task.
+def create_queue(job_id: int, *, fresh: bool) -> bool:
+    """Create the job's stream and consumer (idempotent); True if the stream already existed.
 
-    `fresh` deletes a leftover stream of the same name first. Republishing the same task is
-    harmless: the message id `<job>-<image>` is deduplicated by the stream.
+    `fresh` deletes a leftover stream of the same name first.
     """
-    timeout = settings.NATS_REQUEST_TIMEOUT * (3 + len(payloads) / 200)
-    _call(_create_queue, job_id, fresh)
+    return _call(_create_queue, job_id, fresh)
+
+
+def publish(job_id: int, payloads: list[dict]) -> int:
+    """Publish one message per task and wait until the stream confirmed every one.
+
+    Republishing a task is harmless within `DUPLICATE_WINDOW`: the message id `<job>-<image>`
+    is deduplicated by the stream. Keep batches small (`publish_chunk()`): they are in flight
+    together, and a failure leaves unknown which of them were stored.
+    """
+    timeout = settings.NATS_REQUEST_TIMEOUT * (3 + len(payloads) / DEFAULT_PUBLISH_CHUNK)
     return _call(_publish, job_id, payloads, timeout=timeout)
+
+
+def publish_tasks(job_id: int, payloads: list[dict], *, fresh: bool) -> int:
+    """Create the job's queue and publish every task, in chunks (for tools and tests)."""
+    create_queue(job_id, fresh=fresh)
+    chunk = publish_chunk()
+    for start in range(0, len(payloads), chunk):
+        publish(job_id, payloads[start : start + chunk])
+    return len(payloads)
+
+
+def publish_chunk() -> int:
+    """Messages published together: `NATS_PUBLISH_CHUNK`, else DEFAULT_PUBLISH_CHUNK."""
+    return int(getattr(settings, "NATS_PUBLISH_CHUNK", DEFAULT_PUBLISH_CHUNK))
 
 
 async def _reserve(nc: Client, job_id: int, count: int) -> list[ReservedTask]:

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from ami.jobs.locking import close_stages, pending_task_count, stale_job_ids, transition_if_stale
 from ami.jobs.logging import job_logger
-from ami.jobs.states import JobStatus
+from ami.jobs.models import Job, JobStage
+from ami.jobs.states import JobStatus, StageKey, StageStatus
 from ami.ml.orchestration.finish import remove_queue
 
 logger = logging.getLogger(__name__)
@@ -19,29 +20,43 @@ logger = logging.getLogger(__name__)
 def check_stale_jobs(stale_after: float | None = None) -> list[int]:
     """Finalize every stale job; return the ids finalized.
 
-    A job whose images all have results only missed its finishing step: it ends SUCCESS.
-    Any other stale job ends FAILURE with the reason. CREATED and final jobs are never
-    touched, and a heartbeat that arrives during the check keeps the job alive.
+    A started job whose images were all collected and all have results only missed its
+    finishing step: it ends SUCCESS. Any other stale job ends FAILURE with the reason.
+    CREATED and final jobs are never touched, and a heartbeat that arrives during the check
+    keeps the job alive.
     """
     seconds = settings.JOB_STALE_AFTER if stale_after is None else stale_after
     cutoff = timezone.now() - timedelta(seconds=seconds)
     finalized = []
     for job_id in stale_job_ids(cutoff):
-        pending = pending_task_count(job_id)
-        if pending == 0:
-            target, reason = JobStatus.SUCCESS, ""
-        else:
-            target = JobStatus.FAILURE
-            reason = f"no heartbeat for {seconds:.0f}s; {pending} images never got a result"
+        reason = failure_reason(job_id, seconds)
+        target = JobStatus.FAILURE if reason else JobStatus.SUCCESS
         if not transition_if_stale(job_id, target, cutoff, reason):
             continue
         close_stages(job_id)
         remove_queue(job_id)
         finalized.append(job_id)
-        if target == JobStatus.FAILURE:
+        if reason:
             job_logger(job_id).error("Stale job finalized: %s", reason)
         else:
             job_logger(job_id).info("Stale job finalized: every image had a result")
     if finalized:
         logger.info("Finalized stale jobs: %s", finalized)
     return finalized
+
+
+def failure_reason(job_id: int, seconds: float) -> str:
+    """Why a stale job failed, or "" if every one of its images has a result."""
+    silence = f"no heartbeat for {seconds:.0f}s"
+    status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+    if status == JobStatus.PENDING:
+        return f"{silence}; it never started (is a worker consuming the jobs queue?)"
+    collected = JobStage.objects.filter(
+        job_id=job_id, key=StageKey.COLLECT, status=StageStatus.SUCCESS
+    ).exists()
+    if not collected:
+        return f"{silence}; its images were never collected"
+    pending = pending_task_count(job_id)
+    if pending:
+        return f"{silence}; {pending} images never got a result"
+    return ""

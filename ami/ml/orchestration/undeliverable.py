@@ -8,7 +8,11 @@ marked FAILED and counted, exactly once, and the job finishes.
 
 Why it is safe: a result is acked only after its commit, so while a result is in flight its
 message is still awaiting an ack. Reading "nothing awaiting an ack" first and the PENDING
-images second therefore never fails an image whose result was saved.
+images second therefore never fails an image whose result was saved. A result that waits in
+the Celery queue longer than NATS keeps redelivering (ack wait x max deliveries) is not in
+flight for NATS any more; the receipt the API wrote before queueing it (`ResultReceipt`)
+keeps its image from being failed. Should that queued result be lost, the stale-job check
+ends the job.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
 from ami.jobs.locking import record_image_result
 from ami.jobs.logging import job_logger
-from ami.jobs.models import ImageTask, JobStage
-from ami.jobs.states import JobStatus, StageKey, StageStatus, TaskState
+from ami.jobs.models import ImageTask
+from ami.jobs.states import JobStatus, TaskState
+from ami.ml.models import ResultReceipt, TaskPublication
 from ami.ml.orchestration import nats
 from ami.ml.orchestration.finish import finish_if_complete
 
@@ -30,8 +36,8 @@ logger = logging.getLogger(__name__)
 
 def fail_undeliverable_tasks() -> dict[int, int]:
     """Check every running, published job; return {job id: images failed} for those fixed."""
-    published = JobStage.objects.filter(
-        key=StageKey.PROCESS, status=StageStatus.STARTED, job__status=JobStatus.STARTED
+    published = TaskPublication.objects.filter(
+        published__gte=F("total"), job__status=JobStatus.STARTED
     ).values_list("job_id", flat=True)
     fixed = {}
     for job_id in published:
@@ -52,8 +58,7 @@ def fail_undeliverable(job_id: int) -> int:
         return 0
     reason = f"no result after {settings.NATS_TASK_MAX_DELIVER} deliveries"
     failed = []
-    pending = ImageTask.objects.filter(job_id=job_id, state=TaskState.PENDING)
-    for image_id in pending.values_list("source_image_id", flat=True):
+    for image_id in images_without_a_result(job_id):
         with transaction.atomic():
             if record_image_result(job_id, image_id, failed=True, error=reason):
                 failed.append(image_id)
@@ -64,3 +69,12 @@ def fail_undeliverable(job_id: int) -> int:
     if failed:
         finish_if_complete(job_id)
     return len(failed)
+
+
+def images_without_a_result(job_id: int) -> list[int]:
+    """PENDING images of the job for which no valid result was ever accepted."""
+    received = ResultReceipt.objects.filter(job_id=job_id).values("image_id")
+    pending = ImageTask.objects.filter(job_id=job_id, state=TaskState.PENDING)
+    return list(
+        pending.exclude(source_image_id__in=received).values_list("source_image_id", flat=True)
+    )

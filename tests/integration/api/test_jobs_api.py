@@ -133,7 +133,7 @@ def test_create_job_validates(member_client, outsider, pipeline):
     assert not Job.objects.exists()
 
 
-def test_start_cancel_retry(member_client, staged_job):
+def test_start_cancel_retry(member_client, staged_job, images):
     base = f"/api/jobs/{staged_job.pk}"
     response = member_client.post(f"{base}/start")
     assert response.status_code == 200

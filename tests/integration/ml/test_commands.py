@@ -51,3 +51,9 @@ def test_processing_service_token_is_printed_once_and_stored_hashed():
     rotated = run("create_processing_service", "gpu box")
     assert rotated != token
     assert ProcessingService.objects.get(name="gpu box").token_hash == hash_token(rotated)
+
+
+def test_start_job_refuses_a_project_without_images_and_creates_nothing(project, pipeline):
+    with pytest.raises(CommandError, match="no images"):
+        run("start_job", "--project", project.name, "--pipeline", pipeline.slug)
+    assert not Job.objects.exists()

@@ -99,3 +99,30 @@ def test_images_nats_gave_up_on_fail_and_the_job_finishes(project, pipeline, ima
         ImageTask.objects.filter(job=job, state=TaskState.FAILED).values_list("error", flat=True)
     )
     assert errors == {"no result after 1 deliveries"}
+
+
+def test_stale_pending_job_fails_saying_it_never_started(project, pipeline, images):
+    queued_but_no_worker = create_job(project, pipeline, "no celery worker")
+    transition(queued_but_no_worker.pk, JobStatus.PENDING)
+    age(queued_but_no_worker)
+    assert check_stale_jobs(stale_after=600) == [queued_but_no_worker.pk]
+    queued_but_no_worker.refresh_from_db()
+    assert queued_but_no_worker.status == JobStatus.FAILURE
+    assert "never started" in queued_but_no_worker.failure_reason
+
+
+def test_stale_started_job_that_never_collected_fails_not_succeeds(project, pipeline, images):
+    died_before_collecting = create_job(project, pipeline, "died before collecting")
+    transition(died_before_collecting.pk, JobStatus.STARTED)
+    age(died_before_collecting)
+    assert check_stale_jobs(stale_after=600) == [died_before_collecting.pk]
+    died_before_collecting.refresh_from_db()
+    assert died_before_collecting.status == JobStatus.FAILURE
+    assert "never collected" in died_before_collecting.failure_reason
+
+
+def test_start_without_a_pipeline_fails_at_once_saying_why(project, images):
+    job = create_job(project, None, "no pipeline")
+    job = start(job)
+    assert job.status == JobStatus.FAILURE
+    assert "no pipeline" in job.failure_reason

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ami.jobs.lifecycle import create_job, start_job
+from ami.jobs.lifecycle import NotStartable, check_startable, create_job, start_job
 from ami.main.models import Project
 from ami.ml.models import Pipeline
 
@@ -35,6 +35,10 @@ class Command(BaseCommand):
                 params["image_ids"] = [int(i) for i in str(options["image_ids"]).split(",")]
             except ValueError as exc:
                 raise CommandError("--image-ids must be comma-separated integers") from exc
+        try:
+            check_startable(project.pk, pipeline.pk, params)
+        except NotStartable as exc:
+            raise CommandError(f"cannot start this job: {exc}") from exc
         name = options["name"] or f"{pipeline.name} on {project.name}"
         job = create_job(project, pipeline, str(name), params)
         start_job(job.pk)
