@@ -26,11 +26,13 @@ import threading
 from typing import Any
 
 from ami.jobs.logging.backends.background import BackgroundWriter
-from ami.jobs.logging.errors import WRITE_ERRORS, FailureReporter
+from ami.jobs.logging.errors import LOST_ERRORS, REFUSED_ERRORS, FailureReporter
 from ami.jobs.logging.process import current_pid
 from ami.jobs.logging.rows import LogRow
+from ami.jobs.logging.salvage import write_one_by_one
 from ami.jobs.logging.sanitize import clean_context, clean_message
 from ami.jobs.logging.storms import RepeatCollapser
+from ami.jobs.logging.validation import require
 
 DEFAULT_MAX_MESSAGE_CHARS = 16_384
 DEFAULT_REPEAT_WINDOW = 1.0  # seconds
@@ -77,6 +79,8 @@ class JobLogBackend:
         repeat_window: float = DEFAULT_REPEAT_WINDOW,
         secondary: SecondaryWriter | None = None,
     ) -> None:
+        require("max_message_chars", max_message_chars, "JOB_LOG_MAX_MESSAGE_CHARS")
+        require("repeat_window", repeat_window, "JOB_LOG_REPEAT_WINDOW")
         self.max_message_chars = max_message_chars
         self.repeat_window = repeat_window
         self.secondary = secondary
@@ -151,11 +155,17 @@ class JobLogBackend:
     # -- helpers -------------------------------------------------------------------------
 
     def write_guarded(self, rows: list[LogRow]) -> bool:
-        """Write rows; absorb and report a database error. Return True if stored."""
+        """Write rows; absorb, count and report a write error. Return True if all stored.
+
+        Rows the database refuses are retried one by one, so only the bad ones are dropped.
+        """
         try:
             self.write_rows(rows)
-        except WRITE_ERRORS as exc:
+        except LOST_ERRORS as exc:
             self.reporter.failed(exc, len(rows))
+            return False
+        except REFUSED_ERRORS:
+            write_one_by_one(self.write_rows, rows, self.reporter)
             return False
         self.reporter.succeeded()
         return True
