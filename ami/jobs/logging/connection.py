@@ -58,13 +58,13 @@ def call_with_reconnect(
     """
     if is_broken(conn):
         discard(conn)
-    was_open = conn.connection is not None
     try:
         return write()
     except CONNECTION_ERRORS:
-        # A connection that could not be opened is not retried: the retry would only wait
-        # for another connect_timeout.
-        if not was_open or (not is_broken(conn) and conn.connection is not None):
+        # Retried only if the connection was open and broke under the write. One that could
+        # not be opened (no connection object) is not: the retry would wait another
+        # connect_timeout for the same answer.
+        if conn.connection is None or not is_broken(conn):
             raise
         discard(conn)
     except WRITE_ERRORS:
