@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ami.jobs.logging.backends.background import BackgroundWriter
@@ -59,6 +61,44 @@ class SecondaryWriter:
 
     def stop(self, timeout: float | None) -> bool:
         raise NotImplementedError
+
+
+class JobOrder:
+    """Deliver each job's rows in the order the collapser produced them.
+
+    Rows are queued per stripe of jobs while the backend's lock is held (so queue order is
+    production order), and delivered outside it: whoever holds a stripe's lock delivers
+    what was queued there when it got the lock, its own rows included. A repeat count
+    taken by the timer thread can so never be stored after the job's next line, and no
+    thread holds the backend's lock during a database write.
+    """
+
+    STRIPES = 64
+
+    def __init__(self) -> None:
+        self._locks = [threading.Lock() for _ in range(self.STRIPES)]
+        self._queues: list[deque[LogRow]] = [deque() for _ in range(self.STRIPES)]
+
+    def enqueue(self, rows: list[LogRow]) -> set[int]:
+        """Queue rows (call with the backend's lock held); return the stripes to drain."""
+        stripes = set()
+        for row in rows:
+            stripe = row.job_id % self.STRIPES
+            self._queues[stripe].append(row)
+            stripes.add(stripe)
+        return stripes
+
+    def drain(self, stripes: set[int], deliver: Callable[[list[LogRow]], None]) -> None:
+        """Deliver what is queued in `stripes`, in order (call without the backend's lock)."""
+        for stripe in sorted(stripes):
+            with self._locks[stripe]:
+                queue = self._queues[stripe]
+                rows = [queue.popleft() for _ in range(len(queue))]
+                if rows:
+                    deliver(rows)
+
+    def drain_all(self, deliver: Callable[[list[LogRow]], None]) -> None:
+        self.drain({i for i, queue in enumerate(self._queues) if queue}, deliver)
 
 
 class JobLogBackend:
@@ -103,15 +143,14 @@ class JobLogBackend:
             rows, pending = self._collapser.feed(row)
             if pending:
                 self._schedule_repeat_flush()
-        if rows:
-            self._deliver(rows)
+            stripes = self._order.enqueue(rows)
+        self._order.drain(stripes, self._deliver)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write pending repeat counts and wait for accepted lines; False on timeout."""
         with self._lock:
-            rows = self._collapser.due(everything=True)
-        if rows:
-            self._deliver(rows)
+            self._order.enqueue(self._collapser.due(everything=True))
+        self._order.drain_all(self._deliver)
         stored = self.flush_writes(timeout)
         if self._loop_writer is not None:
             stored = self._loop_writer.flush(timeout) and stored
@@ -179,6 +218,7 @@ class JobLogBackend:
         self._pid = current_pid()
         self._lock = threading.Lock()
         self._collapser = RepeatCollapser(self.repeat_window)
+        self._order = JobOrder()
         self._timer: threading.Timer | None = None
         self._loop_writer: BackgroundWriter | None = None
         self.reporter = FailureReporter(f"job log ({self.name})")
@@ -210,9 +250,8 @@ class JobLogBackend:
         try:
             with self._lock:
                 self._timer = None
-                rows = self._collapser.due()
+                stripes = self._order.enqueue(self._collapser.due())
                 self._schedule_repeat_flush()
-            if rows:
-                self._deliver(rows)
+            self._order.drain(stripes, self._deliver)
         finally:
             self.release_thread_resources()
