@@ -79,26 +79,31 @@ class JobOrder:
         self._locks = [threading.Lock() for _ in range(self.STRIPES)]
         self._queues: list[deque[LogRow]] = [deque() for _ in range(self.STRIPES)]
 
-    def enqueue(self, rows: list[LogRow]) -> set[int]:
+    def enqueue(self, rows: list[LogRow]) -> list[int]:
         """Queue rows (call with the backend's lock held); return the stripes to drain."""
-        stripes = set()
+        stripes = []
         for row in rows:
             stripe = row.job_id % self.STRIPES
             self._queues[stripe].append(row)
-            stripes.add(stripe)
+            if stripe not in stripes:
+                stripes.append(stripe)
         return stripes
 
-    def drain(self, stripes: set[int], deliver: Callable[[list[LogRow]], None]) -> None:
-        """Deliver what is queued in `stripes`, in order (call without the backend's lock)."""
-        for stripe in sorted(stripes):
+    def drain(self, stripes: list[int], deliver: Callable[[list[LogRow]], None]) -> None:
+        """Deliver what is queued in `stripes`, in order (call without the backend's lock).
+
+        Stripes are taken one at a time, never nested, so no two threads can deadlock.
+        """
+        for stripe in stripes:
             with self._locks[stripe]:
                 queue = self._queues[stripe]
-                rows = [queue.popleft() for _ in range(len(queue))]
-                if rows:
-                    deliver(rows)
+                if len(queue) == 1:
+                    deliver([queue.popleft()])
+                elif queue:
+                    deliver([queue.popleft() for _ in range(len(queue))])
 
     def drain_all(self, deliver: Callable[[list[LogRow]], None]) -> None:
-        self.drain({i for i, queue in enumerate(self._queues) if queue}, deliver)
+        self.drain([i for i, queue in enumerate(self._queues) if queue], deliver)
 
 
 class JobLogBackend:

@@ -36,7 +36,7 @@ def copy_rows(rows: list[LogRow]) -> None:
             for row in rows:
                 copy.write_row(
                     (row.job_id, row.level, row.message, json.dumps(row.context),
-                     row.created_at, row.key)
+                     row.created_at, row.key_text)
                 )  # fmt: skip
 
     call_with_reconnect(conn, copy, retry=lambda: insert_many(conn, rows))

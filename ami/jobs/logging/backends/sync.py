@@ -34,7 +34,8 @@ INSERT_MANY_SQL = (
 
 def row_params(row: LogRow) -> tuple[Any, ...]:
     """One row's values in `COLUMNS` order."""
-    return (row.job_id, row.level, row.message, json.dumps(row.context), row.created_at, row.key)
+    context = json.dumps(row.context)
+    return (row.job_id, row.level, row.message, context, row.created_at, row.key_text)
 
 
 def insert_rows(rows: list[LogRow]) -> None:
