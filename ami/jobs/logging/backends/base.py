@@ -69,8 +69,9 @@ class JobOrder:
     Rows are queued per stripe of jobs while the backend's lock is held (so queue order is
     production order), and delivered outside it: whoever holds a stripe's lock delivers
     what was queued there when it got the lock, its own rows included. A repeat count
-    taken by the timer thread can so never be stored after the job's next line, and no
-    thread holds the backend's lock during a database write.
+    taken by the timer thread or a flush can so never be stored after the job's next line,
+    and no thread holds the backend's lock during a database write. Lines emitted while no
+    such count is being delivered skip the queue (the backend's `_out_of_band`).
     """
 
     STRIPES = 64
@@ -148,14 +149,19 @@ class JobLogBackend:
             rows, pending = self._collapser.feed(row)
             if pending:
                 self._schedule_repeat_flush()
-            stripes = self._order.enqueue(rows)
-        self._order.drain(stripes, self._deliver)
+            # Only while the timer or a flush delivers rows it took do this thread's rows
+            # have to queue behind them; otherwise they go straight out (the hot path).
+            stripes = self._order.enqueue(rows) if self._out_of_band else []
+        if stripes:
+            self._order.drain(stripes, self._deliver)
+        elif rows:
+            self._deliver(rows)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write pending repeat counts and wait for accepted lines; False on timeout."""
         with self._lock:
-            self._order.enqueue(self._collapser.due(everything=True))
-        self._order.drain_all(self._deliver)
+            self._queue_out_of_band(self._collapser.due(everything=True))
+        self._deliver_out_of_band()
         stored = self.flush_writes(timeout)
         if self._loop_writer is not None:
             stored = self._loop_writer.flush(timeout) and stored
@@ -224,9 +230,24 @@ class JobLogBackend:
         self._lock = threading.Lock()
         self._collapser = RepeatCollapser(self.repeat_window)
         self._order = JobOrder()
+        self._out_of_band = 0  # timer or flush deliveries in progress
         self._timer: threading.Timer | None = None
         self._loop_writer: BackgroundWriter | None = None
         self.reporter = FailureReporter(f"job log ({self.name})")
+
+    def _queue_out_of_band(self, rows: list[LogRow]) -> None:
+        """Queue rows the timer or a flush took (with self._lock held); from now until
+        `_deliver_out_of_band` has delivered them, lines emitted queue behind them."""
+        self._order.enqueue(rows)
+        self._out_of_band += 1
+
+    def _deliver_out_of_band(self) -> None:
+        """Deliver what `_queue_out_of_band` queued (call once after each call to it)."""
+        try:
+            self._order.drain_all(self._deliver)
+        finally:
+            with self._lock:
+                self._out_of_band -= 1
 
     def _event_loop_writer(self) -> BackgroundWriter:
         with self._lock:
@@ -255,8 +276,8 @@ class JobLogBackend:
         try:
             with self._lock:
                 self._timer = None
-                stripes = self._order.enqueue(self._collapser.due())
+                self._queue_out_of_band(self._collapser.due())
                 self._schedule_repeat_flush()
-            self._order.drain(stripes, self._deliver)
+            self._deliver_out_of_band()
         finally:
             self.release_thread_resources()
