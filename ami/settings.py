@@ -30,6 +30,26 @@ def _env_bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
 
 
+def _env_flag(name: str, default: bool) -> bool | str:
+    """A strict boolean: an unrecognised value is kept as text for the system check to report."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    flags = {"1": True, "true": True, "yes": True, "on": True}
+    flags |= {"0": False, "false": False, "no": False, "off": False}
+    return flags.get(raw.strip().lower(), raw)
+
+
+def _env_number(name: str, default: str, kind: type[int] | type[float]) -> int | float | str:
+    """`kind(env)`, or the raw text if it does not parse: `ami check` then names the setting
+    (ami.jobs.checks) instead of the process dying on a traceback at import."""
+    raw = os.environ.get(name, default)
+    try:
+        return kind(raw)
+    except ValueError:
+        return raw
+
+
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
 DEBUG = _env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
@@ -83,12 +103,20 @@ TEMPLATES = [
 # statement_timeout.
 DATABASE_URL = _required_url("DATABASE_URL")
 LOG_DB_LOCK_TIMEOUT_MS = int(os.environ.get("AMI_LOG_DB_LOCK_TIMEOUT_MS", "2000"))
+# Seconds a connection attempt may take on either alias. Without it an unreachable database
+# host (packets dropped, or a server that never answers) blocks a log line, or a request,
+# for minutes. libpq counts it per host address and treats values below 2 as 2.
+DB_CONNECT_TIMEOUT = int(os.environ.get("AMI_DB_CONNECT_TIMEOUT", "5"))
 
 # application_name tells an operator (and the load test's fault injector) whose
 # connection is whose in pg_stat_activity.
 APP_NAME = os.environ.get("AMI_APP_NAME", "ami")
 _default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
-_default_db["OPTIONS"] = {**_default_db.get("OPTIONS", {}), "application_name": APP_NAME}
+_default_db["OPTIONS"] = {
+    **_default_db.get("OPTIONS", {}),
+    "application_name": APP_NAME,
+    "connect_timeout": DB_CONNECT_TIMEOUT,
+}
 _log_db = {
     **_default_db,
     "AUTOCOMMIT": True,
@@ -122,7 +150,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # -- Job log ----------------------------------------------------------------------------------
 JOB_LOG_BACKEND = os.environ.get("JOB_LOG_BACKEND", "sync")
-JOB_LOG_DUAL_WRITE = _env_bool("JOB_LOG_DUAL_WRITE", False)
+JOB_LOG_DUAL_WRITE = _env_flag("JOB_LOG_DUAL_WRITE", False)
 
 # -- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -152,17 +180,18 @@ LOGGING = {
 
 # -- Job log: write backends (issue 3; see docs/logging.md) ----------------------------------
 JOB_LOG_LEVEL = os.environ.get("JOB_LOG_LEVEL", "INFO")  # stored whatever the console shows
-JOB_LOG_MAX_MESSAGE_CHARS = int(os.environ.get("JOB_LOG_MAX_MESSAGE_CHARS", "16384"))
+# Each value's type and range: ami/jobs/logging/validation.py (system check and startup).
+JOB_LOG_MAX_MESSAGE_CHARS = _env_number("JOB_LOG_MAX_MESSAGE_CHARS", "16384", int)
 JOB_LOG_REPEAT_WINDOW = 1.0  # seconds a "last message repeated N times" count may wait
-JOB_LOG_BUFFER_BATCH_SIZE = int(os.environ.get("JOB_LOG_BUFFER_BATCH_SIZE", "1000"))  # lines
-JOB_LOG_BUFFER_INTERVAL = float(os.environ.get("JOB_LOG_BUFFER_INTERVAL", "0.25"))  # seconds
-JOB_LOG_BUFFER_MAX_LINES = int(os.environ.get("JOB_LOG_BUFFER_MAX_LINES", "50000"))  # queue bound
-JOB_LOG_FLUSH_TIMEOUT = float(os.environ.get("JOB_LOG_FLUSH_TIMEOUT", "5"))  # seconds
+JOB_LOG_BUFFER_BATCH_SIZE = _env_number("JOB_LOG_BUFFER_BATCH_SIZE", "1000", int)  # lines
+JOB_LOG_BUFFER_INTERVAL = _env_number("JOB_LOG_BUFFER_INTERVAL", "0.25", float)  # seconds
+JOB_LOG_BUFFER_MAX_LINES = _env_number("JOB_LOG_BUFFER_MAX_LINES", "50000", int)  # queue bound
+JOB_LOG_FLUSH_TIMEOUT = _env_number("JOB_LOG_FLUSH_TIMEOUT", "5", float)  # seconds
 JOB_LOG_LEGACY_MAX_LINES = 1000  # entries kept per array in the legacy JSON column
 # Periodic retention (Celery beat): lines older than this ("90d"; empty: keep all) and
 # orphaned lines are deleted every JOB_LOG_RETENTION_INTERVAL seconds.
 JOB_LOG_RETENTION = os.environ.get("AMI_JOB_LOG_RETENTION", "90d")
-JOB_LOG_RETENTION_INTERVAL = float(os.environ.get("AMI_JOB_LOG_RETENTION_INTERVAL", "86400"))
+JOB_LOG_RETENTION_INTERVAL = _env_number("AMI_JOB_LOG_RETENTION_INTERVAL", "86400", float)
 
 # -- ML pipeline: NATS tasks, processing services, stale-job check (ami.ml) ---------------------
 # Streams and subjects are namespaced (default: by the database's name), so jobs of different

@@ -44,19 +44,27 @@ def is_broken(conn: BaseDatabaseWrapper) -> bool:
     return raw.info.transaction_status != TransactionStatus.IDLE
 
 
-def call_with_reconnect(conn: BaseDatabaseWrapper, write: Callable[[], T]) -> T:
-    """Run `write`; if the connection was killed under it, reconnect and run it once more.
+def call_with_reconnect(
+    conn: BaseDatabaseWrapper, write: Callable[[], T], retry: Callable[[], T] | None = None
+) -> T:
+    """Run `write`; if the connection was killed under it, reconnect and run `retry` once.
 
-    An error on a healthy connection (lock timeout, job deleted) is raised at once: a retry
-    would only wait again. Any other exception (e.g. `SoftTimeLimitExceeded`) propagates
-    after the possibly half-used connection is dropped.
+    `retry` (default: `write`) must be safe when the first attempt committed and only the
+    reply was lost: the log writers skip rows whose `key` is already stored.
+
+    An error on a healthy connection (lock timeout, job deleted) or while connecting is raised
+    at once: a retry would only wait again. Any other exception (e.g. `SoftTimeLimitExceeded`)
+    propagates after the possibly half-used connection is dropped.
     """
     if is_broken(conn):
         discard(conn)
     try:
         return write()
     except CONNECTION_ERRORS:
-        if not is_broken(conn) and conn.connection is not None:
+        # Retried only if the connection was open and broke under the write. One that could
+        # not be opened (no connection object) is not: the retry would wait another
+        # connect_timeout for the same answer.
+        if conn.connection is None or not is_broken(conn):
             raise
         discard(conn)
     except WRITE_ERRORS:
@@ -64,4 +72,4 @@ def call_with_reconnect(conn: BaseDatabaseWrapper, write: Callable[[], T]) -> T:
     except BaseException:
         discard(conn)
         raise
-    return write()
+    return (retry or write)()

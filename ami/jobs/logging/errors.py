@@ -1,7 +1,10 @@
 """Which write errors the job log absorbs, and how it reports them: once per burst, on stderr.
 
-Only database and connection errors are absorbed. Anything else (celery's
-`SoftTimeLimitExceeded` is a plain `Exception` subclass in billiard) propagates to the caller.
+Two kinds of failure, counted apart: a write *lost* its lines (connection down, job gone:
+`LOST_ERRORS`), or the database (or its client library) *refused* one row's content
+(`REFUSED_ERRORS`): that row alone is dropped and counted, never its batch. Anything else
+(celery's `SoftTimeLimitExceeded` is a plain `Exception` subclass in billiard) propagates
+to the caller.
 The report goes straight to stderr, never through `logging`, so a failing write can never
 re-enter the job logger.
 """
@@ -36,6 +39,17 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.InterfaceError,
 )
 
+# The write as a whole failed; its rows were not stored (or may not have been).
+LOST_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, OSError, LogWriteError)
+# One of the rows may be at fault (a value out of range, a byte sequence the encoder or the
+# server rejects): write the rows one by one and drop only those refused.
+REFUSED_ERRORS: tuple[type[BaseException], ...] = (
+    django.db.Error,
+    psycopg.Error,
+    ValueError,
+    TypeError,
+)
+
 BURST_GAP = 10.0  # seconds without a failure that end a burst
 
 
@@ -48,20 +62,30 @@ class FailureReporter:
     def __init__(self, what: str) -> None:
         self.what = what
         self.lost_lines = 0
+        self.dropped_lines = 0  # rows refused one by one (bad content), each counted
         self.failed_writes = 0
         self._in_burst = False
         self._last_failure = 0.0
         self._lock = threading.Lock()
 
     def failed(self, exc: BaseException, lines: int) -> None:
+        """Count `lines` lost by a write that failed as a whole."""
+        self._count(exc, lost=lines, dropped=0)
+
+    def refused(self, exc: BaseException, lines: int = 1) -> None:
+        """Count `lines` dropped because their content could not be stored."""
+        self._count(exc, lost=0, dropped=lines)
+
+    def _count(self, exc: BaseException, *, lost: int, dropped: int) -> None:
         now = time.monotonic()
         with self._lock:
-            self.lost_lines += lines
+            self.lost_lines += lost
+            self.dropped_lines += dropped
             self.failed_writes += 1
             starts_burst = not self._in_burst or now - self._last_failure > BURST_GAP
             self._in_burst = True
             self._last_failure = now
-            total = self.lost_lines
+            total, refused = self.lost_lines, self.dropped_lines
         if starts_burst:
             detail = " ".join(str(exc).split())[:300]
             # Shaped like a log record (timestamp, level, name) so log tooling reads it as one.
@@ -69,8 +93,8 @@ class FailureReporter:
             sys.stderr.write(
                 f"{stamp} ERROR ami.jobs.logging: {self.what} write failed "
                 f"({type(exc).__name__}: {detail}); "
-                f"{total} line(s) lost in this process so far, further failures in this "
-                f"burst are counted silently\n"
+                f"{total} line(s) lost and {refused} dropped (refused) in this process so "
+                f"far, further failures in this burst are counted silently\n"
             )
             sys.stderr.flush()
 

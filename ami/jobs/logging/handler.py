@@ -8,10 +8,12 @@ process; `JOB_LOG_DUAL_WRITE` adds the legacy JSON column as a secondary target.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import threading
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
@@ -19,14 +21,18 @@ from django.utils.module_loading import import_string
 
 from ami.jobs.logging.backends import BACKEND_ALIASES
 from ami.jobs.logging.backends.base import JobLogBackend
+from ami.jobs.logging.errors import FailureReporter
 from ami.jobs.logging.process import HOSTNAME, current_pid, current_task_id
 
 DUAL_WRITE_FACTORY = "ami.jobs.logging.backends.legacy_json.dual_write_target"
 DEFAULT_FLUSH_TIMEOUT = 5.0  # seconds
+MAX_LEVEL = 32767  # the `level` column is a smallint
 
 _backend: JobLogBackend | None = None
 _backend_lock = threading.Lock()
 _in_emit = threading.local()
+# Records dropped before they reach a backend (unformattable, no usable job id).
+handler_reporter = FailureReporter("job log handler")
 
 
 def backend_options() -> dict[str, Any]:
@@ -110,8 +116,38 @@ def record_context(record: logging.LogRecord) -> dict[str, Any]:
     return context
 
 
+def as_job_id(value: object) -> int:
+    """The job id of a record: an int, or a str of one; anything else is a TypeError/ValueError.
+
+    A float is refused rather than truncated, so a line never lands in the wrong job's log.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"job_id {value!r} is not a job id")
+    if isinstance(value, str):
+        return int(value)
+    return operator.index(value)
+
+
+def stored_level(levelno: object) -> int:
+    """The record's level, within what the `level` column (smallint, >= 0) holds."""
+    if not isinstance(levelno, int):
+        return logging.NOTSET
+    return min(max(levelno, 0), MAX_LEVEL)
+
+
+def dropped_lines() -> int:
+    """Lines this process dropped: unusable records plus rows the database refused."""
+    backend_dropped = _backend.reporter.dropped_lines if _backend is not None else 0
+    return handler_reporter.dropped_lines + backend_dropped
+
+
 class JobLogHandler(logging.Handler):
-    """Store each record that carries a `job_id` (see `ami.jobs.logging.job_logger`)."""
+    """Store each record that carries a `job_id` (see `ami.jobs.logging.job_logger`).
+
+    Never raises into the caller (but Celery's soft time limit): a record that cannot be
+    formatted or has no usable job id is dropped and counted (`dropped_lines()`), reported
+    on stderr once per burst, like a failed write.
+    """
 
     def handle(self, record: logging.LogRecord) -> bool:
         # Without the Handler's lock: the backend is thread-safe, and a per-process lock
@@ -125,16 +161,21 @@ class JobLogHandler(logging.Handler):
         job_id = getattr(record, "job_id", None)
         if job_id is None or getattr(_in_emit, "active", False):
             return
-        try:
-            message = self.format(record)
-        except (TypeError, ValueError):
-            self.handleError(record)
-            return
         _in_emit.active = True
         try:
-            get_backend().emit(int(job_id), record.levelno, message, record_context(record))
+            self._store(record, job_id)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a caller's bad record must not fail the caller
+            handler_reporter.refused(exc)
         finally:
             _in_emit.active = False
+
+    def _store(self, record: logging.LogRecord, job_id: object) -> None:
+        backend = get_backend()
+        job = as_job_id(job_id)
+        message = self.format(record)
+        backend.emit(job, stored_level(record.levelno), message, record_context(record))
 
 
 def _after_fork_in_child() -> None:

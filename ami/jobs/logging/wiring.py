@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import signals
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from ami.jobs.logging import JOB_LOGGER_NAME
 from ami.jobs.logging.handler import (
@@ -22,11 +23,19 @@ from ami.jobs.logging.handler import (
     reset_backend,
 )
 from ami.jobs.logging.process import set_current_task_id
+from ami.jobs.logging.validation import RULES, setting_problems
 
 
 def install() -> None:
     """Attach the handler (once), set the job logger's level, and hook the flush points."""
-    backend_class()  # a mistyped JOB_LOG_BACKEND fails at startup, not at the first line
+    # A mistyped JOB_LOG_BACKEND or an out-of-range JOB_LOG_* value fails at startup (also in
+    # Celery workers, which run no system checks), not at the first line.
+    backend_class()
+    problems = setting_problems(
+        {name: getattr(settings, name) for name in RULES if hasattr(settings, name)}
+    )
+    if problems:
+        raise ImproperlyConfigured("; ".join(problems))
     logger = logging.getLogger(JOB_LOGGER_NAME)
     if not any(isinstance(handler, JobLogHandler) for handler in logger.handlers):
         logger.addHandler(JobLogHandler())

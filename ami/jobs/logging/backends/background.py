@@ -14,9 +14,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 
-from ami.jobs.logging.errors import CONNECTION_ERRORS, WRITE_ERRORS, FailureReporter
+from ami.jobs.logging.errors import CONNECTION_ERRORS, LOST_ERRORS, REFUSED_ERRORS, FailureReporter
 from ami.jobs.logging.process import current_pid
 from ami.jobs.logging.rows import LogRow
+from ami.jobs.logging.salvage import write_one_by_one
+from ami.jobs.logging.validation import require
 
 IDLE_WAIT = 1.0  # seconds the idle thread sleeps between checks
 RETRY_DELAYS = (0.2, 1.0, 2.0)  # seconds between attempts while the connection is down
@@ -31,19 +33,31 @@ def overflow_marker(job_id: int, dropped: int) -> LogRow:
     )
 
 
+def validate_sizes(*, batch_size: int, interval: float, max_lines: int) -> None:
+    """Reject values that would make the thread busy-loop, wait forever or drop every line."""
+    require("batch_size", batch_size, "JOB_LOG_BUFFER_BATCH_SIZE")
+    require("interval", interval, "JOB_LOG_BUFFER_INTERVAL")
+    require("max_lines", max_lines, "JOB_LOG_BUFFER_MAX_LINES")
+
+
 class BackgroundWriter:
     def __init__(
         self,
         write: Callable[[list[LogRow]], None],
         reporter: FailureReporter,
         *,
+        retry_write: Callable[[list[LogRow]], None] | None = None,
         name: str,
         batch_size: int,
         interval: float,
         max_lines: int,
         on_thread_exit: Callable[[], None] | None = None,
     ) -> None:
+        validate_sizes(batch_size=batch_size, interval=interval, max_lines=max_lines)
         self.write = write
+        # After a write that may have committed (connection lost around the commit): must
+        # skip rows already stored. Also used to write rows one by one.
+        self.retry_write = retry_write or write
         self.reporter = reporter
         self.name = name
         self.batch_size = batch_size
@@ -130,14 +144,26 @@ class BackgroundWriter:
         try:
             while (batch := self._next_batch()) is not None:
                 rows, markers = batch
-                if rows or markers:
-                    self._write_batch(rows + markers)
-                with self._cond:
-                    self._done += len(rows)
-                    self._cond.notify_all()
+                try:
+                    self._write_batch_surviving(rows + markers)
+                finally:
+                    with self._cond:
+                        self._done += len(rows)
+                        self._cond.notify_all()
         finally:
             if self.on_thread_exit is not None:
                 self.on_thread_exit()
+
+    def _write_batch_surviving(self, rows: list[LogRow]) -> None:
+        if not rows:
+            return
+        try:
+            self._write_batch(rows)
+        except Exception as exc:  # noqa: BLE001
+            # The one thread that drains the queue must outlive any bug or hostile value:
+            # the batch is counted as lost, the next one is written. (SoftTimeLimitExceeded
+            # is raised by a signal handler, in the main thread only, never here.)
+            self.reporter.failed(exc, len(rows))
 
     def _next_batch(self) -> tuple[list[LogRow], list[LogRow]] | None:
         with self._cond:
@@ -171,22 +197,28 @@ class BackgroundWriter:
 
     def _write_batch(self, rows: list[LogRow]) -> None:
         error: BaseException | None = None
+        write = self.write
         for delay in (0.0, *RETRY_DELAYS):
             time.sleep(delay)
             try:
-                self.write(rows)
+                write(rows)
             except CONNECTION_ERRORS as exc:
-                error = exc
+                # The commit may have happened and only its reply been lost.
+                error, write = exc, self.retry_write
                 continue
-            except WRITE_ERRORS as exc:
+            except LOST_ERRORS as exc:
                 self._write_per_job(rows, exc)
+                return
+            except REFUSED_ERRORS:
+                # Some row's content was refused: only that row is dropped (and counted).
+                write_one_by_one(self.retry_write, rows, self.reporter)
                 return
             self.reporter.succeeded()
             return
         self.reporter.failed(error, len(rows))
 
     def _write_per_job(self, rows: list[LogRow], first_error: BaseException) -> None:
-        # One job's bad rows (data PostgreSQL refuses) must not sink the other jobs' lines.
+        # One job's failure (deleted, for the legacy column) must not sink the other jobs'.
         groups: dict[int, list[LogRow]] = {}
         for row in rows:
             groups.setdefault(row.job_id, []).append(row)
@@ -195,6 +227,6 @@ class BackgroundWriter:
             return
         for group in groups.values():
             try:
-                self.write(group)
-            except WRITE_ERRORS as exc:
+                self.retry_write(group)
+            except (*LOST_ERRORS, *REFUSED_ERRORS) as exc:
                 self.reporter.failed(exc, len(group))

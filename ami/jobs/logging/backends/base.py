@@ -23,14 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ami.jobs.logging.backends.background import BackgroundWriter
-from ami.jobs.logging.errors import WRITE_ERRORS, FailureReporter
+from ami.jobs.logging.errors import LOST_ERRORS, REFUSED_ERRORS, FailureReporter
 from ami.jobs.logging.process import current_pid
 from ami.jobs.logging.rows import LogRow
+from ami.jobs.logging.salvage import write_one_by_one
 from ami.jobs.logging.sanitize import clean_context, clean_message
 from ami.jobs.logging.storms import RepeatCollapser
+from ami.jobs.logging.validation import require
 
 DEFAULT_MAX_MESSAGE_CHARS = 16_384
 DEFAULT_REPEAT_WINDOW = 1.0  # seconds
@@ -59,6 +63,50 @@ class SecondaryWriter:
         raise NotImplementedError
 
 
+class JobOrder:
+    """Deliver each job's rows in the order the collapser produced them.
+
+    Rows are queued per stripe of jobs while the backend's lock is held (so queue order is
+    production order), and delivered outside it: whoever holds a stripe's lock delivers
+    what was queued there when it got the lock, its own rows included. A repeat count
+    taken by the timer thread or a flush can so never be stored after the job's next line,
+    and no thread holds the backend's lock during a database write. Lines emitted while no
+    such count is being delivered skip the queue (the backend's `_out_of_band`).
+    """
+
+    STRIPES = 64
+
+    def __init__(self) -> None:
+        self._locks = [threading.Lock() for _ in range(self.STRIPES)]
+        self._queues: list[deque[LogRow]] = [deque() for _ in range(self.STRIPES)]
+
+    def enqueue(self, rows: list[LogRow]) -> list[int]:
+        """Queue rows (call with the backend's lock held); return the stripes to drain."""
+        stripes = []
+        for row in rows:
+            stripe = row.job_id % self.STRIPES
+            self._queues[stripe].append(row)
+            if stripe not in stripes:
+                stripes.append(stripe)
+        return stripes
+
+    def drain(self, stripes: list[int], deliver: Callable[[list[LogRow]], None]) -> None:
+        """Deliver what is queued in `stripes`, in order (call without the backend's lock).
+
+        Stripes are taken one at a time, never nested, so no two threads can deadlock.
+        """
+        for stripe in stripes:
+            with self._locks[stripe]:
+                queue = self._queues[stripe]
+                if len(queue) == 1:
+                    deliver([queue.popleft()])
+                elif queue:
+                    deliver([queue.popleft() for _ in range(len(queue))])
+
+    def drain_all(self, deliver: Callable[[list[LogRow]], None]) -> None:
+        self.drain([i for i, queue in enumerate(self._queues) if queue], deliver)
+
+
 class JobLogBackend:
     name = "base"
     blocking = True  # write_rows waits on the database
@@ -77,6 +125,8 @@ class JobLogBackend:
         repeat_window: float = DEFAULT_REPEAT_WINDOW,
         secondary: SecondaryWriter | None = None,
     ) -> None:
+        require("max_message_chars", max_message_chars, "JOB_LOG_MAX_MESSAGE_CHARS")
+        require("repeat_window", repeat_window, "JOB_LOG_REPEAT_WINDOW")
         self.max_message_chars = max_message_chars
         self.repeat_window = repeat_window
         self.secondary = secondary
@@ -99,15 +149,19 @@ class JobLogBackend:
             rows, pending = self._collapser.feed(row)
             if pending:
                 self._schedule_repeat_flush()
-        if rows:
+            # Only while the timer or a flush delivers rows it took do this thread's rows
+            # have to queue behind them; otherwise they go straight out (the hot path).
+            stripes = self._order.enqueue(rows) if self._out_of_band else []
+        if stripes:
+            self._order.drain(stripes, self._deliver)
+        elif rows:
             self._deliver(rows)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write pending repeat counts and wait for accepted lines; False on timeout."""
         with self._lock:
-            rows = self._collapser.due(everything=True)
-        if rows:
-            self._deliver(rows)
+            self._queue_out_of_band(self._collapser.due(everything=True))
+        self._deliver_out_of_band()
         stored = self.flush_writes(timeout)
         if self._loop_writer is not None:
             stored = self._loop_writer.flush(timeout) and stored
@@ -151,11 +205,17 @@ class JobLogBackend:
     # -- helpers -------------------------------------------------------------------------
 
     def write_guarded(self, rows: list[LogRow]) -> bool:
-        """Write rows; absorb and report a database error. Return True if stored."""
+        """Write rows; absorb, count and report a write error. Return True if all stored.
+
+        Rows the database refuses are retried one by one, so only the bad ones are dropped.
+        """
         try:
             self.write_rows(rows)
-        except WRITE_ERRORS as exc:
+        except LOST_ERRORS as exc:
             self.reporter.failed(exc, len(rows))
+            return False
+        except REFUSED_ERRORS:
+            write_one_by_one(self.write_rows, rows, self.reporter)
             return False
         self.reporter.succeeded()
         return True
@@ -169,9 +229,25 @@ class JobLogBackend:
         self._pid = current_pid()
         self._lock = threading.Lock()
         self._collapser = RepeatCollapser(self.repeat_window)
+        self._order = JobOrder()
+        self._out_of_band = 0  # timer or flush deliveries in progress
         self._timer: threading.Timer | None = None
         self._loop_writer: BackgroundWriter | None = None
         self.reporter = FailureReporter(f"job log ({self.name})")
+
+    def _queue_out_of_band(self, rows: list[LogRow]) -> None:
+        """Queue rows the timer or a flush took (with self._lock held); from now until
+        `_deliver_out_of_band` has delivered them, lines emitted queue behind them."""
+        self._order.enqueue(rows)
+        self._out_of_band += 1
+
+    def _deliver_out_of_band(self) -> None:
+        """Deliver what `_queue_out_of_band` queued (call once after each call to it)."""
+        try:
+            self._order.drain_all(self._deliver)
+        finally:
+            with self._lock:
+                self._out_of_band -= 1
 
     def _event_loop_writer(self) -> BackgroundWriter:
         with self._lock:
@@ -200,9 +276,8 @@ class JobLogBackend:
         try:
             with self._lock:
                 self._timer = None
-                rows = self._collapser.due()
+                self._queue_out_of_band(self._collapser.due())
                 self._schedule_repeat_flush()
-            if rows:
-                self._deliver(rows)
+            self._deliver_out_of_band()
         finally:
             self.release_thread_resources()

@@ -12,27 +12,34 @@ import json
 
 from ami.jobs.logging.backends.background import BackgroundWriter
 from ami.jobs.logging.backends.base import JobLogBackend
+from ami.jobs.logging.backends.sync import COLUMNS, TABLE, insert_many, insert_rows_once
 from ami.jobs.logging.connection import call_with_reconnect, discard, log_connection
 from ami.jobs.logging.rows import LogRow
-from ami.jobs.models import JobLog
 
-COPY_SQL = f"COPY {JobLog._meta.db_table} (job_id, level, message, context) FROM STDIN"
+COPY_SQL = f"COPY {TABLE} ({COLUMNS}) FROM STDIN"
 DEFAULT_BATCH_SIZE = 1000  # lines per COPY
 DEFAULT_INTERVAL = 0.25  # seconds a line may wait in the queue
 DEFAULT_MAX_LINES = 50_000  # queue bound
 
 
 def copy_rows(rows: list[LogRow]) -> None:
-    """COPY rows in one statement (one commit) on this thread's log connection."""
+    """COPY rows in one statement (one commit) on this thread's log connection.
+
+    COPY cannot skip rows already stored, so when the connection dies under it (the commit
+    may have happened, only its reply lost) the retry is an INSERT that skips stored keys.
+    """
     conn = log_connection()
 
-    def write() -> None:
+    def copy() -> None:
         conn.ensure_connection()
         with conn.connection.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
             for row in rows:
-                copy.write_row((row.job_id, row.level, row.message, json.dumps(row.context)))
+                copy.write_row(
+                    (row.job_id, row.level, row.message, json.dumps(row.context),
+                     row.created_at, row.key_text)
+                )  # fmt: skip
 
-    call_with_reconnect(conn, write)
+    call_with_reconnect(conn, copy, retry=lambda: insert_many(conn, rows))
 
 
 def close_thread_connection() -> None:
@@ -61,6 +68,7 @@ class BufferedBackend(JobLogBackend):
         self.writer = BackgroundWriter(
             self.write_rows,
             self.reporter,
+            retry_write=insert_rows_once,
             name="ami-joblog-flusher",
             batch_size=batch_size,
             interval=interval,

@@ -9,12 +9,10 @@ line commits only when the caller does.
 
 from __future__ import annotations
 
-import json
-
 from django.db import connections
 
 from ami.jobs.logging.backends.base import JobLogBackend
-from ami.jobs.logging.backends.sync import INSERT_SQL
+from ami.jobs.logging.backends.sync import INSERT_SQL, row_params
 from ami.jobs.logging.rows import LogRow
 
 
@@ -24,9 +22,7 @@ class InTransactionBackend(JobLogBackend):
     def write_rows(self, rows: list[LogRow]) -> None:
         with connections["default"].cursor() as cursor:
             for row in rows:
-                cursor.execute(
-                    INSERT_SQL, [row.job_id, row.level, row.message, json.dumps(row.context)]
-                )
+                cursor.execute(INSERT_SQL, list(row_params(row)))
 
     def release_thread_resources(self) -> None:
         connections["default"].close()

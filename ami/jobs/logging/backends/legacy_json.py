@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC
 from functools import partial
 
 from ami.jobs.logging.backends.background import BackgroundWriter
@@ -22,6 +22,7 @@ from ami.jobs.logging.backends.buffered import close_thread_connection
 from ami.jobs.logging.connection import call_with_reconnect, discard, log_connection
 from ami.jobs.logging.errors import FailureReporter, LogWriteError
 from ami.jobs.logging.rows import LogRow
+from ami.jobs.logging.validation import require
 from ami.jobs.models import Job
 
 DEFAULT_MAX_LINES = 1000
@@ -43,20 +44,21 @@ UPDATE_SQL = (
 )
 
 
-def stdout_entry(row: LogRow, now: datetime) -> str:
-    return f"[{now.strftime(TIMESTAMP_FORMAT)}] {row.level_name} {row.message}"
+def stdout_entry(row: LogRow) -> str:
+    """ "[YYYY-mm-dd HH:MM:SS] LEVEL message", stamped with the line's emit time in UTC."""
+    stamp = row.created_at.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+    return f"[{stamp}] {row.level_name} {row.message}"
 
 
 def update_legacy_column(rows: list[LogRow], max_lines: int = DEFAULT_MAX_LINES) -> None:
     """Prepend rows to their jobs' JSON columns: one UPDATE statement per job."""
-    now = datetime.now(UTC)
     by_job: dict[int, list[LogRow]] = {}
     for row in rows:
         by_job.setdefault(row.job_id, []).append(row)
     conn = log_connection()
     for job_id, job_rows in by_job.items():
         newest_first = list(reversed(job_rows))
-        stdout = [stdout_entry(row, now) for row in newest_first]
+        stdout = [stdout_entry(row) for row in newest_first]
         stderr = [row.message for row in newest_first if row.level >= logging.ERROR]
         params = [json.dumps(stdout), max_lines, json.dumps(stderr), max_lines, job_id]
 
@@ -79,6 +81,7 @@ class LegacyJsonBackend(JobLogBackend):
         return super().options(settings_options) | {"max_lines": max_lines}
 
     def __init__(self, *, max_lines: int = DEFAULT_MAX_LINES, **kwargs) -> None:
+        require("max_lines", max_lines, "JOB_LOG_LEGACY_MAX_LINES")
         super().__init__(**kwargs)
         self.max_lines = max_lines
 

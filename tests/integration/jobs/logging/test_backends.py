@@ -143,7 +143,7 @@ def test_buffered_forked_child_writes_its_own_lines_only(job, settings, use_back
     assert stored_messages(job.pk) == ["child", "parent, queued before the fork"]
 
 
-def test_a_lost_batch_for_one_job_does_not_sink_the_others(job, project):
+def test_a_refused_row_does_not_sink_its_batch(job, project):
     other = Job.objects.create(project=project, name="other")
     stored: list[LogRow] = []
     reporter = FailureReporter("test")
@@ -158,12 +158,13 @@ def test_a_lost_batch_for_one_job_does_not_sink_the_others(job, project):
     )  # fmt: skip
     bad = Job.objects.create(project=project, name="bad row")
     # A row PostgreSQL refuses (a NUL byte, which the handler's sanitizer would have
-    # stripped) makes the whole COPY fail; the writer then retries job by job.
+    # stripped) makes the whole COPY fail; the writer then retries row by row.
     writer.put([LogRow(job.pk, 20, "a"), LogRow(bad.pk, 20, "lost\x00"), LogRow(other.pk, 20, "b")])
     assert writer.flush(10)
     writer.stop(1)
     assert stored_messages(job.pk) == ["a"] and stored_messages(other.pk) == ["b"]
-    assert reporter.lost_lines == 1
+    assert stored_messages(bad.pk) == ["1 log lines dropped: the database refused their content"]
+    assert (reporter.dropped_lines, reporter.lost_lines) == (1, 0)
 
 
 def test_dual_write_stores_both_and_never_waits_for_the_legacy_column(job, use_backend):

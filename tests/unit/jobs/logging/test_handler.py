@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from celery import signals
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from ami.jobs.logging import JOB_LOGGER_NAME, job_logger
 from ami.jobs.logging.backends.memory import MemoryBackend
-from ami.jobs.logging.handler import build_backend, get_backend
+from ami.jobs.logging.handler import JobLogHandler, build_backend, dropped_lines, get_backend
 
 
 @pytest.fixture
@@ -75,3 +79,64 @@ def test_a_mistyped_backend_stops_the_process_at_startup():
     )  # fmt: skip
     assert done.returncode != 0
     assert "JOB_LOG_BACKEND='synk' is not a job log backend" in done.stderr
+
+
+@contextmanager
+def only_the_job_log_handler() -> Iterator[None]:
+    """Only the JobLog handler sees the records: pytest's capture handlers (added at call
+    time) format a bad record without the stdlib's handleError guard, and are not under test."""
+    logger = logging.getLogger(JOB_LOGGER_NAME)
+    saved = logger.handlers, logger.propagate
+    logger.handlers = [h for h in logger.handlers if isinstance(h, JobLogHandler)]
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = saved
+
+
+class RaisingStr:
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ failed")
+
+
+BAD_RECORDS = {
+    "__str__ raises RuntimeError": lambda log: log.info("%s", RaisingStr()),
+    "message object's __str__ raises": lambda log: log.info(RaisingStr()),
+    "%-format mapping misses a key": lambda log: log.info("%(missing)s", {"other": 1}),
+    "too few arguments": lambda log: log.info("%s and %s", 1),
+    "bad format character": lambda log: log.info("%y", 1),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RECORDS))
+def test_a_record_that_cannot_be_formatted_is_counted_not_raised(case, memory):
+    before = dropped_lines()
+    with only_the_job_log_handler():
+        BAD_RECORDS[case](job_logger(7))  # raises nothing
+    job_logger(7).info("the next line")
+    assert [row.message for row in memory.lines(7)] == ["the next line"]
+    assert dropped_lines() == before + 1
+
+
+@pytest.mark.parametrize("job_id", ["abc", "", math.nan, math.inf, 7.5, object(), True, [7]])
+def test_a_record_without_a_usable_job_id_is_counted_not_raised(job_id, memory):
+    before = dropped_lines()
+    with only_the_job_log_handler():
+        job_logger(job_id).info("whose line?")  # raises nothing
+    assert memory.rows == []
+    assert dropped_lines() == before + 1
+
+
+def test_a_job_id_given_as_text_is_still_its_job(memory):
+    job_logger("7").info("from a string id")
+    assert [row.job_id for row in memory.rows] == [7]
+
+
+def test_a_soft_time_limit_still_reaches_the_caller(memory):
+    class SlowStr:
+        def __str__(self) -> str:
+            raise SoftTimeLimitExceeded()
+
+    with pytest.raises(SoftTimeLimitExceeded), only_the_job_log_handler():
+        job_logger(7).info("%s", SlowStr())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+import uuid
 from datetime import UTC, datetime
 
 from ami.jobs.logging.errors import FailureReporter
 from ami.jobs.logging.legacy import legacy_lines, parse_stdout_entry
-from ami.jobs.logging.rows import LogRow
+from ami.jobs.logging.rows import LogRow, uuid7
 from ami.jobs.logging.sanitize import clean_context, clean_message
 from ami.jobs.logging.storms import MAX_TRACKED_JOBS, RepeatCollapser
 
@@ -96,3 +98,15 @@ def test_legacy_entries_parse_back_to_lines():
     assert line.created_at == datetime(2024, 5, 1, 12, 0, 3, tzinfo=UTC)
     assert parse_stdout_entry("free text").created_at is None
     assert legacy_lines(None) == [] and legacy_lines({"stdout": None}) == []
+
+
+def test_write_keys_are_uuid7_time_ordered_and_unique():
+    first = uuid7()
+    time.sleep(0.002)  # not synchronisation: the next key must fall in a later millisecond
+    later = [uuid7() for _ in range(1000)]
+    assert {key.version for key in [first, *later]} == {7}
+    assert {key.variant for key in later} == {uuid.RFC_4122}
+    assert all(key > first for key in later)
+    assert len(set(later)) == 1000
+    row = LogRow(1, logging.INFO, "keyed")
+    assert uuid.UUID(row.key_text) == uuid.UUID(int=row.key)
