@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from tests.sse import Event, events
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 READ_TIMEOUT = 15.0  # seconds; the stream sends a heartbeat every 0.5 s in these tests
+FINISHING_SECONDS = 1.3  # between a job's final status and its last line: > a status check
 
 
 def stream_events(base: str, job_id: int, cookies: dict, query: str = "", headers=None):
@@ -203,3 +205,25 @@ def test_stream_delivers_every_committed_line_from_concurrent_writers(
     ]
     assert len(committed) > 100
     assert streamed == committed
+
+
+def test_end_comes_after_the_line_logged_once_the_job_is_final(
+    asgi_server, staged_job, session_cookie
+):
+    """The job's own last line ("Job finished") is logged after its status change."""
+    base, _ = asgi_server
+    transition(staged_job.pk, JobStatus.STARTED)
+    client, request = stream_events(base, staged_job.pk, session_cookie, "tail=0")
+    with client, request as response:
+        received = events(response.iter_lines())
+        transition(staged_job.pk, JobStatus.SUCCESS)
+        # Closing the stages and deleting the NATS queue come first: let the stream see the
+        # final status (it looks every second) before the last line is written.
+        final_at, early = time.monotonic(), []
+        while time.monotonic() - final_at < FINISHING_SECONDS:
+            early.append(next(received))
+            assert early[-1].event == "comment", f"{early[-1].event} before the last line"
+        last = JobLog.objects.create(job=staged_job, message="Job finished")
+        rest = list(received)
+    assert [json.loads(e.data)["id"] for e in rest if e.event == "log"] == [last.id]
+    assert rest[-1].event == "end"
