@@ -17,6 +17,7 @@ from tests.browser.job_simulator import run_job
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 IMAGES = 60
 WAIT_MS = 30_000  # upper bound for any one wait; the job itself takes ~6 s
+RECONNECT_WINDOW_MS = 3_000  # longer than the stream's `retry:` of 2 s
 
 
 @pytest.fixture
@@ -161,3 +162,22 @@ def test_jobs_list_follows_status_and_progress(asgi_server, page, running_job):
     page.wait_for_selector(f"{row} .status >> text=SUCCESS", timeout=WAIT_MS)
     bar = f'{row} progress[data-stage="process"]'
     assert page.eval_on_selector(bar, "el => el.value") == 0.5
+
+
+def test_a_refused_stream_shows_the_error_and_does_not_reconnect(asgi_server, page, running_job):
+    base, _ = asgi_server
+    streams: list[str] = []
+
+    def spoil(route) -> None:
+        streams.append(route.request.url)  # the real server answers a 400 naming `level`
+        route.continue_(url=f"{route.request.url}&level=%C2%B2")
+
+    page.route("**/logs/stream?*", spoil)
+    sign_in(page, base, f"/jobs/{running_job.pk}/")
+    page.wait_for_selector("#log-state >> text=error: ", timeout=WAIT_MS)
+    assert "level" in page.text_content("#log-state")
+    # Not an event to wait for but its absence: a reconnecting EventSource would ask again
+    # within its retry interval (2 s), so watch for longer than that.
+    page.wait_for_timeout(RECONNECT_WINDOW_MS)
+    assert len(streams) == 2  # the EventSource, then one fetch for the reason; no retry
+    assert "error: " in page.text_content("#log-state")

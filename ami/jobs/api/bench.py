@@ -1,7 +1,7 @@
 """`ami bench_api`: the read path on a job with a million log lines, through a real server.
 
 Measures, against uvicorn on the configured database: the newest page, deep cursor pages,
-filtered pages, the horizon probe, a full streamed download (time and the server's peak
+filtered pages, the log horizon query, a full streamed download (time and the server's peak
 RSS), and the time from a line's INSERT commit to its arrival in an SSE client (and in
 Chromium, when it is installed). Prints a table and JSON; figures, not pass/fail.
 """
@@ -34,7 +34,7 @@ try:
 except ImportError:  # a dev extra: the browser figure is skipped without it
     sync_playwright = None
 
-from ami.jobs.api.horizon import safe_horizon
+from ami.jobs.api.horizon import log_horizon
 from ami.jobs.api.live_server import uvicorn_server
 from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
@@ -109,8 +109,10 @@ def timed(func: Callable[[], object], repeats: int = REPEATS) -> dict[str, float
 
 
 def page_figures(client: httpx.Client, job: Job) -> dict[str, dict]:
-    ids = JobLog.objects.filter(job=job).order_by("id").values_list("id", flat=True)
-    first, count = ids.first(), ids.count()
+    positions = JobLog.objects.filter(job=job).order_by("txid", "id").values_list("txid", "id")
+    count = positions.count()
+    deep_txid, deep_id = positions[count // 10]
+    deep = f"{deep_txid}.{deep_id}"
     base = f"/api/jobs/{job.pk}/logs"
 
     def get(query: str) -> Callable[[], object]:
@@ -121,7 +123,6 @@ def page_figures(client: httpx.Client, job: Job) -> dict[str, dict]:
 
         return run
 
-    deep = first + count // 10
     return {
         "newest 100": timed(get("limit=100")),
         "deep page before (10% from start)": timed(get(f"limit=100&before={deep}")),
@@ -131,7 +132,7 @@ def page_figures(client: httpx.Client, job: Job) -> dict[str, dict]:
         "level=warning&q=attempt 5, newest 100": timed(get("limit=100&level=warning&q=attempt 5")),
         "q matching one line (full scan)": timed(get(f"limit=100&q=for image {count // 2} on"), 5),
         "job detail with legacy logs (1000)": timed(lambda: client.get(f"/api/jobs/{job.pk}/")),
-        "horizon probe (in process)": timed(safe_horizon),
+        "log horizon query (in process)": timed(log_horizon),
     }
 
 

@@ -1,9 +1,9 @@
 """`GET /api/jobs/{id}/logs/download?format=text|ndjson`: the whole log, streamed.
 
-Keyset batches by id (each one short query on the (job_id, id) index) feed an async
-generator, so memory stays flat however long the log is, and no connection or transaction
-is held open between batches. The download covers every line up to the safe horizon taken
-when it starts, oldest first; the filters of the log endpoint apply.
+Keyset batches in `(txid, id)` order (each one short query on the (job_id, txid, id) index)
+feed an async generator, so memory stays flat however long the log is, and no connection or
+transaction is held open between batches. The download covers every line below the log
+horizon taken when it starts, oldest first; the filters of the log endpoint apply.
 """
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ from ami.jobs.api.async_support import (
     release_request_thread,
     visible_job,
 )
-from ami.jobs.api.horizon import safe_horizon
+from ami.jobs.api.cursor import START, Cursor
+from ami.jobs.api.horizon import log_horizon
 from ami.jobs.api.log_query import (
     BadLogQuery,
     LogFilters,
     LogPageRequest,
     fetch_page,
     parse_filters,
+    shown,
+    text_param,
 )
 
 BATCH = 5000  # lines per query and per chunk sent
@@ -45,19 +48,21 @@ FORMATS: dict[str, tuple[Callable[[dict], str], str, str]] = {
 }
 
 
-def _batch(job_id: int, cursor: int, horizon: int, filters: LogFilters) -> tuple[list[dict], int]:
+def _batch(
+    job_id: int, cursor: Cursor, horizon: int, filters: LogFilters
+) -> tuple[list[dict], Cursor]:
     page = fetch_page(job_id, LogPageRequest(after=cursor, limit=BATCH, filters=filters), horizon)
-    return page.rows, (page.rows[-1]["id"] if page.rows else horizon)
+    return page.rows, page.newer_cursor
 
 
 async def log_chunks(
     job_id: int, filters: LogFilters, render: Callable[[dict], str]
 ) -> AsyncIterator[bytes]:
-    """The job's lines up to the horizon at start, oldest first, one chunk per batch."""
+    """The job's lines below the horizon at start, oldest first, one chunk per batch."""
     release_request_thread()
-    horizon = await db(safe_horizon)
-    cursor = 0
-    while cursor < horizon:
+    horizon = await db(log_horizon)
+    cursor = START
+    while True:
         rows, cursor = await db(_batch, job_id, cursor, horizon, filters)
         if rows:
             yield "".join(render(line) for line in rows).encode()
@@ -70,9 +75,9 @@ async def log_download(request: HttpRequest, pk: int) -> HttpResponse:
     if refusal:
         return refusal
     try:
-        fmt = request.GET.get("format", "text")
+        fmt = text_param(request.GET, "format") or "text"
         if fmt not in FORMATS:
-            raise BadLogQuery({"format": f"unknown format {fmt!r}; use text or ndjson"})
+            raise BadLogQuery({"format": f"unknown format {shown(fmt)}; use text or ndjson"})
         filters = parse_filters(request.GET)
     except BadLogQuery as error:
         return bad_query_response(error)

@@ -41,9 +41,9 @@ def add_streamed_log_paths(result: dict, generator, request, public) -> dict:
     result["paths"]["/api/jobs/{id}/logs/stream"] = _operation(
         "Job log stream",
         [
-            _parameter("after", "integer", "Start after this line id"),
+            _parameter("after", "string", "Start after this cursor (a line's `cursor`)"),
             _parameter("tail", "integer", "History lines first (default 200, max 5000)"),
-            _parameter("Last-Event-ID", "integer", "Resume after this line id", "header"),
+            _parameter("Last-Event-ID", "string", "Resume after this event id", "header"),
         ],
         {"text/event-stream": text},
     )

@@ -99,6 +99,7 @@ class JobCreateSerializer(serializers.Serializer):
 
 class LogLineSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    cursor = serializers.CharField(help_text="This line's position: pass as `after` or `before`")
     created_at = serializers.DateTimeField()
     level = serializers.IntegerField()
     level_name = serializers.CharField()
@@ -108,9 +109,9 @@ class LogLineSerializer(serializers.Serializer):
 
 class LogPageSerializer(serializers.Serializer):
     results = LogLineSerializer(many=True)
-    horizon = serializers.IntegerField(help_text="Lines above this id are not served yet")
-    newer_cursor = serializers.IntegerField(help_text="Pass as `after` for the next lines")
-    older_cursor = serializers.IntegerField(
+    horizon = serializers.CharField(help_text="A cursor: lines after it are not served yet")
+    newer_cursor = serializers.CharField(help_text="Pass as `after` for the next lines")
+    older_cursor = serializers.CharField(
         allow_null=True, help_text="Pass as `before` for older lines; null when none are left"
     )
     newer = serializers.CharField(help_text="URL of the next (newer) page")

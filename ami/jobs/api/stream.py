@@ -1,9 +1,11 @@
 """`GET /api/jobs/{id}/logs/stream`: the job's log as server-sent events, history then live.
 
-One async generator per client polls for lines above its cursor (bounded by the safe
-horizon), so resuming from `Last-Event-ID` never skips a line that committed late. The
-stream sends a comment line as heartbeat when idle, and ends with an `end` event once the
-job is final and every line written before it became final has been sent.
+One async generator per client polls for lines after its cursor, below the log horizon
+(`ami.jobs.api.horizon`), so resuming from `Last-Event-ID` never skips a line that committed
+late. Each event's id is the line's cursor. The stream sends a comment line as heartbeat when
+idle, and ends with an `end` event once the job is final and every line committed by then,
+and in a short grace after it (the job's own "finished" line is logged after the status
+change), has been sent.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import NamedTuple
 
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from ami.jobs.api.async_support import (
@@ -23,12 +26,14 @@ from ami.jobs.api.async_support import (
     release_request_thread,
     visible_job,
 )
-from ami.jobs.api.horizon import safe_horizon, sequence_position
+from ami.jobs.api.cursor import Cursor
+from ami.jobs.api.horizon import log_horizon, shared_horizon
 from ami.jobs.api.log_query import (
     BadLogQuery,
     LogFilters,
     LogPageRequest,
     fetch_page,
+    parse_cursor,
     parse_filters,
     parse_int,
 )
@@ -40,42 +45,57 @@ TAIL_DEFAULT = 200  # history lines sent first when the client gives no cursor
 TAIL_MAX = 5000
 RETRY_MS = 2000  # how soon EventSource reconnects after a drop
 STATUS_CHECK_SECONDS = 1.0  # how often an idle stream looks whether its job has finished
+END_GRACE_SECONDS = 3.0  # default; the job's last lines are logged just after it turns final
 FINAL_OR_GONE = {None, *(str(state) for state in FINAL_STATES)}
+_XMAX_SQL = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
 
 class Poll(NamedTuple):
     rows: list[dict]
-    cursor: int
+    cursor: Cursor
     horizon: int
     status: str | None  # "" when not checked; None when the job is gone
 
 
 def sse_event(line: dict) -> str:
-    return f"id: {line['id']}\nevent: log\ndata: {json.dumps(line, separators=(',', ':'))}\n\n"
+    data = json.dumps(line, separators=(",", ":"))
+    return f"id: {line['cursor']}\nevent: log\ndata: {data}\n\n"
 
 
 def _job_status(job_id: int) -> str | None:
     return Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
 
 
-def _history(job_id: int, filters: LogFilters, tail: int) -> tuple[list[dict], int]:
-    horizon = safe_horizon()
+def _next_transaction_id() -> int:
+    """`xmax` of a fresh snapshot: every transaction that has ended has a smaller id."""
+    with connection.cursor() as cursor:
+        cursor.execute(_XMAX_SQL)
+        return cursor.fetchone()[0]
+
+
+def _history(job_id: int, filters: LogFilters, tail: int) -> tuple[list[dict], Cursor]:
+    horizon = log_horizon()
     if tail == 0:
-        return [], horizon
+        return [], Cursor.below_horizon(horizon)
     page = fetch_page(job_id, LogPageRequest(limit=tail, filters=filters), horizon)
     return list(reversed(page.rows)), page.newer_cursor
 
 
-def _after(job_id: int, cursor: int, filters: LogFilters, check_status: bool) -> Poll:
+def _after(job_id: int, cursor: Cursor, filters: LogFilters, check_status: bool) -> Poll:
     """The next lines after `cursor`, and the job's status when asked (one pool hop)."""
-    horizon = safe_horizon(settle=False, max_age=settings.API_SSE_POLL_SECONDS / 2)
+    horizon = shared_horizon.get(max_age=settings.API_SSE_POLL_SECONDS / 2)
     page = fetch_page(job_id, LogPageRequest(after=cursor, limit=BATCH, filters=filters), horizon)
     status = _job_status(job_id) if check_status and len(page.rows) < BATCH else ""
     return Poll(page.rows, page.newer_cursor, horizon, status)
 
 
+def end_grace() -> float:
+    """Seconds a stream keeps tailing after its job turned final, before it drains and ends."""
+    return float(getattr(settings, "API_SSE_END_GRACE_SECONDS", END_GRACE_SECONDS))
+
+
 async def log_events(
-    job_id: int, cursor: int | None, filters: LogFilters, tail: int
+    job_id: int, cursor: Cursor | None, filters: LogFilters, tail: int
 ) -> AsyncIterator[str]:
     """History (from `cursor`, or the newest `tail` lines), then live lines, then `end`."""
     release_request_thread()
@@ -84,10 +104,11 @@ async def log_events(
         rows, cursor = await db(_history, job_id, filters, tail)
         for line in rows:
             yield sse_event(line)
-    final_position: int | None = None
+    final_seen_at: float | None = None
+    end_after: int | None = None  # end once the horizon reaches this transaction id
     last_sent, status_checked = time.monotonic(), 0.0
     while True:
-        check_status = final_position is None and (
+        check_status = final_seen_at is None and (
             time.monotonic() - status_checked >= STATUS_CHECK_SECONDS
         )
         poll = await db(_after, job_id, cursor, filters, check_status)
@@ -100,12 +121,15 @@ async def log_events(
             last_sent = time.monotonic()
             if len(poll.rows) == BATCH:
                 continue
-        if final_position is not None and poll.horizon >= final_position:
+        if end_after is not None and poll.horizon >= end_after:
             yield "event: end\ndata: {}\n\n"
             return
         if poll.status in FINAL_OR_GONE:
-            # Lines drawn before this point may still commit: drain up to here, then end.
-            final_position = await db(sequence_position)
+            final_seen_at = time.monotonic()
+        grace_over = final_seen_at is not None and time.monotonic() - final_seen_at >= end_grace()
+        if end_after is None and grace_over:
+            # Every line committed by now has a txid below this: drain up to it, then end.
+            end_after = await db(_next_transaction_id)
             continue
         if time.monotonic() - last_sent >= settings.API_SSE_HEARTBEAT_SECONDS:
             yield ": heartbeat\n\n"
@@ -113,12 +137,12 @@ async def log_events(
         await asyncio.sleep(settings.API_SSE_POLL_SECONDS)
 
 
-def start_cursor(request: HttpRequest) -> int | None:
+def start_cursor(request: HttpRequest) -> Cursor | None:
     """Where to resume: `Last-Event-ID` (sent by EventSource on reconnect), else `after`."""
     last_event_id = request.headers.get("Last-Event-ID", "").strip()
     if last_event_id:
-        return parse_int({"Last-Event-ID": last_event_id}, "Last-Event-ID", minimum=0)
-    return parse_int(request.GET, "after", minimum=0)
+        return parse_cursor({"Last-Event-ID": last_event_id}, "Last-Event-ID")
+    return parse_cursor(request.GET, "after")
 
 
 async def log_stream(request: HttpRequest, pk: int) -> HttpResponse:

@@ -15,8 +15,17 @@ from rest_framework.response import Response
 
 from ami.jobs import lifecycle
 from ami.jobs.api.access import USER_AUTHENTICATION, visible_jobs, visible_projects
-from ami.jobs.api.horizon import safe_horizon
-from ami.jobs.api.log_query import BadLogQuery, LogPage, fetch_page, parse_int, parse_page_request
+from ami.jobs.api.cursor import Cursor
+from ami.jobs.api.horizon import log_horizon
+from ami.jobs.api.log_query import (
+    BadLogQuery,
+    LogPage,
+    fetch_page,
+    parse_int,
+    parse_page_request,
+    shown,
+    text_param,
+)
 from ami.jobs.api.serializers import (
     JobCreateSerializer,
     JobDetailSerializer,
@@ -31,13 +40,31 @@ LOGS_LIMIT_MAX = 5000
 
 
 class JobPagination(LimitOffsetPagination):
+    """Limit and offset pages; a bad `limit` or `offset` is a 400 naming it, not a default."""
+
     default_limit = 50
     max_limit = 500
+    max_offset = 2**31 - 1  # far past any list; keeps OFFSET within PostgreSQL's bigint
+
+    def get_limit(self, request: Request) -> int:
+        limit = self._parameter(request, self.limit_query_param, 1, self.max_limit)
+        return self.default_limit if limit is None else limit
+
+    def get_offset(self, request: Request) -> int:
+        offset = self._parameter(request, self.offset_query_param, 0, self.max_offset)
+        return offset or 0
+
+    @staticmethod
+    def _parameter(request: Request, name: str, minimum: int, maximum: int) -> int | None:
+        try:
+            return parse_int(request.query_params, name, minimum=minimum, maximum=maximum)
+        except BadLogQuery as error:
+            raise bad_request(error) from None
 
 
 LOG_PARAMETERS = [
-    OpenApiParameter("after", int, description="Lines with a larger id, oldest first"),
-    OpenApiParameter("before", int, description="Lines with a smaller id, newest first"),
+    OpenApiParameter("after", str, description="A cursor: the lines after it, oldest first"),
+    OpenApiParameter("before", str, description="A cursor: the lines before it, newest first"),
     OpenApiParameter("limit", int, description="Lines per page (default 100, at most 1000)"),
     OpenApiParameter("level", str, description="Minimum level: a name (warning) or a number"),
     OpenApiParameter("since", OpenApiTypes.DATETIME, description="Lines at or after this time"),
@@ -100,14 +127,14 @@ class JobViewSet(
                 value = parse_int(params, name, minimum=1)
                 if value is not None:
                     jobs = jobs.filter(**{f"{name}_id": value})
+            job_status = text_param(params, "status")
         except BadLogQuery as error:
             raise bad_request(error) from None
-        job_status = params.get("status")
         if job_status:
             if job_status not in JobStatus.values:
                 allowed = ", ".join(JobStatus.values)
                 raise ValidationError(
-                    {"status": f"unknown status {job_status!r}; one of {allowed}"}
+                    {"status": f"unknown status {shown(job_status)}; one of {allowed}"}
                 )
             jobs = jobs.filter(status=job_status)
         return jobs
@@ -189,24 +216,24 @@ class JobViewSet(
             page_request = parse_page_request(request.query_params)
         except BadLogQuery as error:
             raise bad_request(error) from None
-        page = fetch_page(job.pk, page_request, safe_horizon())
+        page = fetch_page(job.pk, page_request, log_horizon())
         return Response(self._page_body(request, page_request, page))
 
     def _page_body(self, request: Request, page_request, page: LogPage) -> dict:
         base = {**page_request.filters.as_params(), "limit": page_request.limit}
         url = request.build_absolute_uri(request.path)
         newer = QueryDict(mutable=True)
-        newer.update({**base, "after": page.newer_cursor})
+        newer.update({**base, "after": str(page.newer_cursor)})
         older = None
         if page.older_cursor is not None:
             older_params = QueryDict(mutable=True)
-            older_params.update({**base, "before": page.older_cursor})
+            older_params.update({**base, "before": str(page.older_cursor)})
             older = f"{url}?{older_params.urlencode()}"
         return {
             "results": page.rows,
-            "horizon": page.horizon,
-            "newer_cursor": page.newer_cursor,
-            "older_cursor": page.older_cursor,
+            "horizon": str(Cursor(page.horizon, 0)),
+            "newer_cursor": str(page.newer_cursor),
+            "older_cursor": None if page.older_cursor is None else str(page.older_cursor),
             "newer": f"{url}?{newer.urlencode()}",
             "older": older,
         }

@@ -76,7 +76,9 @@ class Job(models.Model):
         if limit <= 0:
             return empty_legacy_logs()
         rows = list(
-            self.log_entries.order_by("-id").values_list("created_at", "level", "message")[:limit]
+            self.log_entries.order_by("-txid", "-id").values_list("created_at", "level", "message")[
+                :limit
+            ]
         )
         if not rows:
             legacy = self.legacy_logs or {}

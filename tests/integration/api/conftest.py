@@ -54,11 +54,17 @@ def staged_job(project, pipeline) -> Job:
 
 
 def add_lines(job: Job, count: int, *, start: int = 0) -> list[JobLog]:
-    """`count` lines `line N` cycling through DEBUG..ERROR; returns them in id order."""
-    return JobLog.objects.bulk_create(
+    """`count` lines `line N` cycling through DEBUG..ERROR; returns them in (txid, id) order."""
+    created = JobLog.objects.bulk_create(
         JobLog(job=job, level=LEVELS[i % len(LEVELS)], message=f"line {i}", context={"i": i})
         for i in range(start, start + count)
     )
+    return list(JobLog.objects.filter(id__in=[line.id for line in created]).order_by("txid", "id"))
+
+
+def cursor_of(line: JobLog) -> str:
+    """The cursor string the API gives for `line`."""
+    return f"{line.txid}.{line.id}"
 
 
 @pytest.fixture

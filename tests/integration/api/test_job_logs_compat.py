@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 import pytest
 
 from ami.jobs.models import JobLog
@@ -65,3 +66,18 @@ def test_jobs_without_rows_fall_back_to_the_legacy_column(job):
 def test_an_empty_legacy_column_gives_the_empty_shape(job):
     job.legacy_logs = {}
     assert job.logs == {"stdout": [], "stderr": []}
+
+
+def test_logs_follow_the_order_readers_use_not_id_order(job, test_database_url):
+    """A line of a later transaction (higher txid) is newer even with a smaller id."""
+    insert = (
+        "INSERT INTO jobs_joblog (job_id, txid, level, message, context) "
+        "VALUES (%s, %s, 20, %s, '{}')"
+    )
+    with psycopg.connect(test_database_url, autocommit=True) as conn:
+        conn.execute(insert, [job.pk, 900, "committed last"])  # smaller id, later transaction
+        conn.execute(insert, [job.pk, 100, "committed first"])
+    assert [line.split("INFO ")[1] for line in job.logs["stdout"]] == [
+        "committed last",
+        "committed first",
+    ]

@@ -8,10 +8,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from ami.jobs.api.cursor import Cursor
 from ami.jobs.models import JobLog
-from tests.integration.api.conftest import add_lines
+from tests.integration.api.conftest import add_lines, cursor_of
 
-pytestmark = pytest.mark.django_db
+# Committed rows: the horizon serves lines of ended transactions only, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def get_page(client, job, query: str = "") -> dict:
@@ -28,8 +30,10 @@ def test_default_page_is_the_newest_lines_newest_first(member_client, staged_job
     assert first["message"] == "line 149"
     assert first["level_name"] == "ERROR"
     assert first["context"] == {"i": 149}
-    assert page["horizon"] >= lines[-1].id
-    assert page["newer_cursor"] >= lines[-1].id
+    newest = Cursor(lines[-1].txid, lines[-1].id)
+    assert Cursor.parse(page["horizon"]) > newest
+    assert Cursor.parse(page["newer_cursor"]) >= newest
+    assert first["cursor"] == cursor_of(lines[-1])
 
 
 def test_before_cursor_walks_back_through_every_line(member_client, staged_job):
@@ -46,7 +50,7 @@ def test_before_cursor_walks_back_through_every_line(member_client, staged_job):
 
 def test_after_cursor_walks_forward_and_then_waits(member_client, staged_job):
     ids = [line.id for line in add_lines(staged_job, 45)]
-    seen, cursor = [], 0
+    seen, cursor = [], "0.0"
     for _ in range(10):
         page = get_page(member_client, staged_job, f"limit=20&after={cursor}")
         seen += [row["id"] for row in page["results"]]
@@ -62,7 +66,7 @@ def test_after_cursor_walks_forward_and_then_waits(member_client, staged_job):
 def test_lines_of_other_jobs_are_not_served(member_client, staged_job, job):
     add_lines(job, 10)
     add_lines(staged_job, 2)
-    page = get_page(member_client, staged_job, "after=0")
+    page = get_page(member_client, staged_job, "after=0.0")
     assert [row["message"] for row in page["results"]] == ["line 0", "line 1"]
 
 
@@ -105,8 +109,10 @@ def test_since_until_and_text_search(member_client, staged_job):
         ("limit=1001", "limit"),
         ("limit=x", "limit"),
         ("after=-1", "after"),
+        ("after=12", "after"),
         ("before=0", "before"),
-        ("after=1&before=5", "before"),
+        ("before=1.x", "before"),
+        ("after=1.1&before=5.5", "before"),
         ("level=loud", "level"),
         ("level=99999", "level"),
         ("since=yesterday", "since"),
@@ -145,7 +151,7 @@ def test_filtered_pages_are_the_same_whatever_the_scan_window(
     for start in range(0, 60, 10):  # interleave another job's ids with this job's
         add_lines(staged_job, 10, start=start)
         add_lines(job, 5)
-    lines = JobLog.objects.filter(job=staged_job).order_by("id")
+    lines = JobLog.objects.filter(job=staged_job).order_by("txid", "id")
     expected = [line.id for line in lines if line.level >= logging.WARNING and "3" in line.message]
     assert len(expected) > 6
 
@@ -161,4 +167,4 @@ def test_filtered_pages_are_the_same_whatever_the_scan_window(
         raise AssertionError("did not finish")
 
     assert walk("", "older_cursor", "before") == expected[::-1]
-    assert walk("&after=0", "newer_cursor", "after") == expected
+    assert walk("&after=0.0", "newer_cursor", "after") == expected

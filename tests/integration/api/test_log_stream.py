@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import time
 from pathlib import Path
 
 import httpx
@@ -15,12 +16,13 @@ from ami.jobs.locking import transition
 from ami.jobs.models import JobLog
 from ami.jobs.states import JobStatus
 from tests.asgi_server import database_url
-from tests.integration.api.conftest import add_lines
+from tests.integration.api.conftest import add_lines, cursor_of
 from tests.integration.api.log_writers import write_mixed_transactions
 from tests.sse import Event, events
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 READ_TIMEOUT = 15.0  # seconds; the stream sends a heartbeat every 0.5 s in these tests
+FINISHING_SECONDS = 1.3  # between a job's final status and its last line: > a status check
 
 
 def stream_events(base: str, job_id: int, cookies: dict, query: str = "", headers=None):
@@ -34,7 +36,7 @@ def next_logs(iterator, count: int) -> list[dict]:
     for event in iterator:
         if event.event == "log":
             lines.append(json.loads(event.data))
-            assert event.id == str(lines[-1]["id"])
+            assert event.id == lines[-1]["cursor"]
             if len(lines) == count:
                 return lines
     raise AssertionError(f"stream ended after {len(lines)} of {count} lines")
@@ -65,12 +67,12 @@ def test_resumes_after_last_event_id(asgi_server, staged_job, session_cookie):
     base, _ = asgi_server
     lines = add_lines(staged_job, 20)
     transition(staged_job.pk, JobStatus.REVOKED)
-    headers = {"Last-Event-ID": str(lines[9].id)}
-    client, request = stream_events(base, staged_job.pk, session_cookie, "after=1", headers)
+    headers = {"Last-Event-ID": cursor_of(lines[9])}
+    client, request = stream_events(base, staged_job.pk, session_cookie, "after=0.0", headers)
     with client, request as response:
         received = list(events(response.iter_lines()))
-    ids = [int(e.id) for e in received if e.event == "log"]
-    assert ids == [line.id for line in lines[10:]]
+    cursors = [e.id for e in received if e.event == "log"]
+    assert cursors == [cursor_of(line) for line in lines[10:]]
     assert received[-1].event == "end"
 
 
@@ -78,7 +80,7 @@ def test_stream_filters_by_level(asgi_server, staged_job, session_cookie):
     base, _ = asgi_server
     add_lines(staged_job, 25)
     transition(staged_job.pk, JobStatus.FAILURE)
-    client, request = stream_events(base, staged_job.pk, session_cookie, "after=0&level=error")
+    client, request = stream_events(base, staged_job.pk, session_cookie, "after=0.0&level=error")
     with client, request as response:
         received = [e for e in events(response.iter_lines()) if e.event == "log"]
     assert [json.loads(e.data)["message"] for e in received] == [
@@ -101,7 +103,8 @@ def test_download_text_and_ndjson(asgi_server, staged_job, session_cookie):
         parsed = [json.loads(row) for row in ndjson.text.splitlines()]
         expected = ["line 1199", *(f"line 1199{i}" for i in range(10))]
         assert [row["message"] for row in parsed] == expected
-        assert {"id", "created_at", "level", "level_name", "message", "context"} == set(parsed[0])
+        keys = {"id", "cursor", "created_at", "level", "level_name", "message", "context"}
+        assert keys == set(parsed[0])
         assert client.get(f"/api/jobs/{staged_job.pk}/logs/download").status_code == 200
 
 
@@ -193,9 +196,34 @@ def test_stream_delivers_every_committed_line_from_concurrent_writers(
         transition(staged_job.pk, JobStatus.SUCCESS)
         rest = list(received)
     assert rest[-1].event == "end"
-    streamed = [int(e.id) for e in rest if e.event == "log"]
-    committed = list(
-        JobLog.objects.filter(job=staged_job).order_by("id").values_list("id", flat=True)
-    )
+    streamed = [e.id for e in rest if e.event == "log"]
+    committed = [
+        f"{txid}.{line_id}"
+        for txid, line_id in JobLog.objects.filter(job=staged_job)
+        .order_by("txid", "id")
+        .values_list("txid", "id")
+    ]
     assert len(committed) > 100
     assert streamed == committed
+
+
+def test_end_comes_after_the_line_logged_once_the_job_is_final(
+    asgi_server, staged_job, session_cookie
+):
+    """The job's own last line ("Job finished") is logged after its status change."""
+    base, _ = asgi_server
+    transition(staged_job.pk, JobStatus.STARTED)
+    client, request = stream_events(base, staged_job.pk, session_cookie, "tail=0")
+    with client, request as response:
+        received = events(response.iter_lines())
+        transition(staged_job.pk, JobStatus.SUCCESS)
+        # Closing the stages and deleting the NATS queue come first: let the stream see the
+        # final status (it looks every second) before the last line is written.
+        final_at, early = time.monotonic(), []
+        while time.monotonic() - final_at < FINISHING_SECONDS:
+            early.append(next(received))
+            assert early[-1].event == "comment", f"{early[-1].event} before the last line"
+        last = JobLog.objects.create(job=staged_job, message="Job finished")
+        rest = list(received)
+    assert [json.loads(e.data)["id"] for e in rest if e.event == "log"] == [last.id]
+    assert rest[-1].event == "end"

@@ -7,6 +7,7 @@
   const jobId = root.dataset.jobId;
   const api = `/api/jobs/${jobId}/`;
   const PAGE = 200; // lines per request for older pages
+  // Cursors (`line.cursor`, `newer_cursor`, `older_cursor`) are opaque strings: never parsed.
   const MAX_LINES = 3000; // DOM cap: the oldest rendered lines are dropped past this
   const POLL_MS = 1000;
 
@@ -14,12 +15,13 @@
   const logEl = $("log");
   const state = {
     final: root.dataset.final === "true",
-    newest: 0, // cursor: the stream resumes after this id
-    older: null, // cursor: `before` for the next older page, null when none
+    newest: null, // opaque cursor: the stream resumes after it
+    older: null, // opaque cursor: `before` for the next older page, null when none
     paused: false,
     detached: false, // the user paged so far back that the newest lines were dropped
     source: null,
     pending: [], // live lines waiting for the next animation frame
+    pendingAfter: null, // the cursor just before the first pending line
     generation: 0, // bumps on every filter change, so late responses are ignored
   };
 
@@ -80,6 +82,7 @@
     const row = document.createElement("div");
     row.className = `line lvl-${Math.min(50, Math.floor(line.level / 10) * 10)}`;
     row.dataset.id = line.id;
+    row.dataset.cursor = line.cursor;
     const ts = document.createElement("span");
     ts.className = "ts";
     ts.textContent = line.created_at.slice(11, 23);
@@ -104,7 +107,7 @@
       logEl.lastElementChild.remove();
       dropped = true;
     }
-    if (dropped) state.older = Number(logEl.lastElementChild.dataset.id);
+    if (dropped) state.older = logEl.lastElementChild.dataset.cursor;
     updateOlderButton();
   }
 
@@ -130,15 +133,16 @@
     closeStream();
     if (state.paused || state.detached) return;
     const params = filterQuery();
-    params.set("after", state.newest);
+    if (state.newest !== null) params.set("after", state.newest);
     params.set("tail", "0");
-    const source = new EventSource(`${api}logs/stream?${params}`);
+    const url = `${api}logs/stream?${params}`;
+    const source = new EventSource(url);
     state.source = source;
     source.onopen = () => setLogState("live");
     source.addEventListener("log", (event) => {
       const line = JSON.parse(event.data);
-      if (line.id <= state.newest) return;
-      state.newest = line.id;
+      if (state.pending.length === 0) state.pendingAfter = state.newest;
+      state.newest = line.cursor;
       if (state.pending.push(line) === 1) requestAnimationFrame(flushPending);
     });
     source.addEventListener("end", () => {
@@ -146,8 +150,29 @@
       setLogState("job finished · log complete");
     });
     source.onerror = () => {
-      if (state.source === source) setLogState("reconnecting…");
+      if (state.source !== source) return;
+      // CLOSED: the server refused the stream (a 400, 403, 404), so EventSource will not
+      // retry; ask the same URL once for the reason and show it instead of looping.
+      if (source.readyState === EventSource.CLOSED) showStreamRefusal(url);
+      else setLogState("reconnecting…");
     };
+  }
+
+  async function showStreamRefusal(url) {
+    closeStream();
+    const request = new AbortController();
+    try {
+      const response = await fetch(url, { credentials: "same-origin", signal: request.signal });
+      if (response.ok) {
+        request.abort(); // a stream after all: do not read it here
+        setLogState("error: the live log closed; reload the page");
+        return;
+      }
+      const body = await response.json();
+      setLogState(`error: ${Object.values(body).join("; ") || response.statusText}`);
+    } catch (error) {
+      setLogState(`error: the live log is unavailable (${error.message})`);
+    }
   }
 
   function closeStream() {
@@ -216,7 +241,7 @@
     if (state.paused) {
       closeStream();
       // Lines received but not yet drawn stay undrawn: resume fetches them again.
-      if (state.pending.length) state.newest = state.pending[0].id - 1;
+      if (state.pending.length) state.newest = state.pendingAfter;
       state.pending = [];
       setLogState("paused");
     } else {
