@@ -14,6 +14,7 @@ from rich.table import Table
 class ModeResult:
     mode: str
     status: str = ""
+    stuck: str = ""  # set if the job was not final at the timeout (then cancelled)
     failure_reason: str = ""
     wall_seconds: float = 0.0
     results_per_second: float = 0.0
@@ -37,6 +38,8 @@ class ModeResult:
     images_failed: int = 0
     counters_exact: bool = False
     counter_problems: list[str] = field(default_factory=list)
+    phase_faults: list[dict] = field(default_factory=list)  # see runner.phase_fault_outcome
+    phases_seen: list[str] = field(default_factory=list)
 
     @property
     def total_error_lines(self) -> int:
@@ -65,6 +68,8 @@ ROWS: list[tuple[str, str]] = [
     ("max waiters on job row", "lock_max_waiters"),
     ("images processed / failed / total", "images_processed"),
     ("counters exact", "counters_exact"),
+    ("phases seen", "phases_seen"),
+    ("phase faults (covered)", "phase_faults"),
 ]
 
 
@@ -73,6 +78,11 @@ def _cell(result: ModeResult, attr: str) -> str:
         return f"{result.task_runs} / {result.task_failures}"
     if attr == "images_processed":
         return f"{result.images_processed} / {result.images_failed} / {result.images_total}"
+    if attr == "phases_seen":
+        return ",".join(result.phases_seen)
+    if attr == "phase_faults":
+        marks = {True: "yes", False: "[red]NO[/red]"}
+        return "\n".join(f"{f['fault']} {marks[f['covered']]}" for f in result.phase_faults)
     value = getattr(result, attr)
     if isinstance(value, float):
         return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"

@@ -35,6 +35,8 @@ from ami.loadtest.faults import (
 )
 from ami.loadtest.ledger import LEDGER_ENV, emitted_lines, stored_ids, task_records
 from ami.loadtest.lock_sampler import LockSampler, LockWaitStats
+from ami.loadtest.phase_faults import PhaseFault, Targets
+from ami.loadtest.phases import ORDER, PhaseWatcher
 from ami.loadtest.report import ModeResult
 from ami.main.models import Detection, Project
 from ami.ml.demo_setup import ensure_images, ensure_pipeline, processing_token
@@ -83,8 +85,11 @@ def run_mode(
     port = free_port()
     supervisor = Supervisor(out_dir / "logs", {})
     plan = build_faults(config.faults, lambda: _pid_of(supervisor, "celery-results"))
+    phase_faults = build_phase_faults(config, supervisor)
+    plan.faults.extend(phase_faults)
     supervisor.env = {**_worker_env(mode, config, ledger_dir), **plan.env()}
     sampler = LockSampler(settings.DATABASE_URL)
+    watcher = PhaseWatcher(settings.DATABASE_URL, settings.NATS_URL, job.pk)
     started = time.monotonic()
     try:
         plan.before_workers()
@@ -99,8 +104,14 @@ def run_mode(
             ),
         )
         sampler.start()
+        watcher.start()
         started = time.monotonic()
+        open_phase_faults(phase_faults, "before", job.pk)
         start_job(job.pk)
+        open_phase_faults(phase_faults, "after_start", job.pk)
+        for fault in phase_faults:
+            if fault.arm_point == "phase":
+                fault.open(job.pk, watcher)
         start_processing_workers(
             supervisor,
             port,
@@ -114,14 +125,63 @@ def run_mode(
     finally:
         wall = time.monotonic() - started
         plan.stop()
+        watcher.stop()
         supervisor.stop([c.name for c in supervisor.children if c.name.startswith("worker")])
         supervisor.stop()  # SIGTERM: Celery's warm shutdown flushes buffered log lines
         locks = sampler.stop()
     job.refresh_from_db()
+    stuck = ""
     if not job.is_final:
+        stuck = _describe_stuck(job.pk, config.timeout)
         cancel_job(job.pk)
         job.refresh_from_db()
-    return measure(mode, job, config, out_dir, ledger_dir, plan, locks, wall)
+    result = measure(mode, job, config, out_dir, ledger_dir, plan, locks, wall)
+    result.stuck = stuck
+    result.phase_faults = [phase_fault_outcome(fault, watcher) for fault in phase_faults]
+    result.phases_seen = sorted(watcher.timeline.first_seen(), key=lambda p: ORDER[p])
+    return result
+
+
+def _describe_stuck(job_id: int, timeout: float) -> str:
+    progress = read_progress(job_id)
+    stage = progress.process
+    return (
+        f"job still {progress.status} after the {timeout:.0f} s timeout"
+        f" (process stage {stage.status}, {stage.done}/{stage.total} done); cancelled it"
+    )
+
+
+def build_phase_faults(config: LoadConfig, supervisor: Supervisor) -> list[PhaseFault]:
+    targets = Targets(
+        database_url=settings.DATABASE_URL,
+        worker_connections=WORKER_CONNECTIONS,
+        jobs_worker_pid=lambda: _pid_of(supervisor, "celery-jobs"),
+        results_worker_pid=lambda: _pid_of(supervisor, "celery-results"),
+    )
+    if any(spec.kind == "nats_down" for spec in config.phase_faults) and not _nats_is_embedded():
+        raise RuntimeError("nats_down faults need the embedded NATS server (NATS_URL is set)")
+    return [PhaseFault(spec, targets) for spec in config.phase_faults]
+
+
+def open_phase_faults(faults: list[PhaseFault], arm_point: str, job_id: int) -> None:
+    """Open the windows armed at `arm_point` and wait until they are open."""
+    armed = [fault for fault in faults if fault.arm_point == arm_point]
+    for fault in armed:
+        fault.open(job_id)
+    for fault in armed:
+        fault.wait_opened()
+
+
+def phase_fault_outcome(fault: PhaseFault, watcher: PhaseWatcher) -> dict:
+    """What one phase fault did: its window and whether it covered its phase."""
+    window = fault.window
+    covered = window is not None and watcher.timeline.covered(fault.spec.phase, *window)
+    return {
+        "fault": fault.spec.label(),
+        "opened": window is not None,
+        "covered": covered,
+        "seconds": round(window[1] - window[0], 2) if window else 0.0,
+    }
 
 
 def build_faults(options: FaultOptions, results_worker_pid) -> FaultPlan:
@@ -210,13 +270,22 @@ def _count_images(result: ModeResult, job: Job) -> None:
         "job did not succeed": job.status != "SUCCESS",
         "collect total != images": collect.total != stage.total,
         "processed + failed != total": stage.processed + stage.failed != stage.total,
+        "images failed (every image can be processed)": stage.failed != 0,
+        "stage progress != done / total": not _progress_exact(stage),
         "DONE tasks != processed": states.get(TaskState.DONE, 0) != stage.processed,
         "FAILED tasks != failed": states.get(TaskState.FAILED, 0) != stage.failed,
         "tasks still PENDING": states.get(TaskState.PENDING, 0) != 0,
-        "detections counted != rows": stage.detections != detections,
+        # Rows of earlier runs on the same images count too: compare only once all are done.
+        "detections counted != rows": stage.processed == stage.total
+        and stage.detections != detections,
     }
     result.counter_problems = [name for name, bad in checks.items() if bad]
     result.counters_exact = not result.counter_problems
+
+
+def _progress_exact(stage) -> bool:
+    expected = (stage.processed + stage.failed) / stage.total if stage.total else 1.0
+    return abs(stage.progress - expected) < 1e-9
 
 
 def _count_tasks(result: ModeResult, ledger_dir: Path) -> None:
@@ -279,5 +348,6 @@ def _worker_env(mode: str, config: LoadConfig, ledger_dir: Path) -> dict[str, st
         "AMI_APP_NAME": WORKER_APP_NAME,
         # A task failed by a fault leaves its NATS message unacked: redeliver it soon.
         "AMI_NATS_ACK_WAIT": str(NATS_ACK_WAIT),
+        "AMI_NATS_REQUEST_TIMEOUT": str(config.nats_request_timeout),
         LEDGER_ENV: str(ledger_dir),
     }

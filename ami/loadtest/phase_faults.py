@@ -1,0 +1,235 @@
+"""Faults aimed at one phase of the job: a window of trouble that covers that phase.
+
+Start, collect and publish last milliseconds, far less than any poll, so a fault aimed at
+them is armed *before* the phase and lasts a window of seconds (e.g. NATS is stopped while
+the job is being started, so its publish meets the outage). Results and finish are armed
+when the watcher sees the job reach them (finish: when the last tenth of the images is
+being processed, so the job row is held while the last result tries to finish the job).
+After the run, `PhaseTimeline.covered` tells whether each window really covered its phase.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+import psycopg
+
+from ami.loadtest.faults import Fault
+from ami.loadtest.phases import PHASES, PhaseWatcher
+from ami.services import SERVERS
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("db_kill", "nats_down", "row_lock", "sigkill")
+# Which kinds can touch each phase (row_lock matters only where the job row is locked).
+APPLICABLE: dict[str, tuple[str, ...]] = {
+    "start": ("db_kill", "row_lock", "sigkill"),
+    "collect": ("db_kill", "sigkill"),
+    "publish": ("nats_down", "db_kill", "sigkill"),
+    "results": ("nats_down", "db_kill", "sigkill", "row_lock"),
+    "finish": ("row_lock", "db_kill", "nats_down"),
+}
+DEFAULT_KIND = {
+    "start": "db_kill",
+    "collect": "db_kill",
+    "publish": "nats_down",
+    "results": "sigkill",
+    "finish": "row_lock",
+}
+# When to open the window: "before" start_job is called, right "after_start" it returned,
+# or when the watcher sees the phase itself.
+ARM_POINT = {"start": "before", "collect": "after_start", "publish": "before"}
+DEFAULT_WINDOW = 4.0  # seconds
+# A NATS outage must outlast the workers' NATS request timeout (the load test sets it to
+# `LoadConfig.nats_request_timeout`, 2 s; a call waits up to 3 of them) to fail a call.
+WINDOW_BY_KIND = {"nats_down": 8.0}  # seconds
+DB_KILL_EVERY = 0.1  # seconds between two pg_terminate_backend sweeps
+SIGKILL_EVERY = 1.0  # seconds between two SIGKILLs of a pool process
+FINISH_ARM_FRACTION = 0.9  # arm a finish fault once this share of the images is done
+ARM_TIMEOUT = 600.0  # seconds to wait for a phase before giving up on its fault
+
+
+@dataclass(frozen=True)
+class PhaseFaultSpec:
+    phase: str
+    kind: str
+    window: float = DEFAULT_WINDOW  # seconds
+
+    def label(self) -> str:
+        return f"{self.phase}:{self.kind}:{self.window:g}s"
+
+
+def default_specs(phases: list[str], kind: str | None = None) -> list[PhaseFaultSpec]:
+    """One fault per phase: `kind` where it applies, else the phase's default kind."""
+    specs = []
+    for phase in phases:
+        chosen = kind if kind in APPLICABLE[phase] else DEFAULT_KIND[phase]
+        specs.append(PhaseFaultSpec(phase, chosen, WINDOW_BY_KIND.get(chosen, DEFAULT_WINDOW)))
+    return specs
+
+
+def random_specs(phases: list[str], seed: int) -> list[PhaseFaultSpec]:
+    """One fault per phase, kind and window drawn from `seed` (the same seed, the same run)."""
+    rng = random.Random(seed)
+    specs = []
+    for phase in phases:
+        kind = rng.choice(APPLICABLE[phase])
+        base = WINDOW_BY_KIND.get(kind, DEFAULT_WINDOW)
+        specs.append(PhaseFaultSpec(phase, kind, round(rng.uniform(0.5, 1.5) * base, 1)))
+    return specs
+
+
+def parse_phases(text: str) -> list[str]:
+    """Phases from a comma-separated list ("all" for every phase), in job order."""
+    names = {p.strip() for p in text.split(",") if p.strip()}
+    if "all" in names:
+        return list(PHASES)
+    unknown = sorted(names - set(PHASES))
+    if unknown:
+        raise ValueError(f"unknown phase {', '.join(unknown)}; choose from {', '.join(PHASES)}")
+    return [p for p in PHASES if p in names]
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the faults strike: the database, the Celery workers' pool processes."""
+
+    database_url: str
+    worker_connections: str  # application_name prefix of the workers' connections
+    jobs_worker_pid: Callable[[], int]
+    results_worker_pid: Callable[[], int]
+
+
+class PhaseFault(Fault):
+    """One window fault aimed at one phase; runs in its own thread."""
+
+    def __init__(self, spec: PhaseFaultSpec, targets: Targets) -> None:
+        super().__init__()
+        self.spec = spec
+        self.targets = targets
+        self.name = f"phase_{spec.phase}_{spec.kind}"
+        self.window: tuple[float, float] | None = None  # time.time() of open and close
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.job_id: int | None = None
+
+    @property
+    def arm_point(self) -> str:
+        return ARM_POINT.get(self.spec.phase, "phase")
+
+    def open(self, job_id: int, watcher: PhaseWatcher | None = None) -> None:
+        """Start the window now (in a thread), or once `watcher` sees the phase arrive."""
+        self.job_id = job_id
+        target = self._strike_window if watcher is None else lambda: self._armed(watcher)
+        self._thread = threading.Thread(target=target, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=self.spec.window + 30)
+
+    def wait_opened(self, timeout: float = 30.0) -> None:
+        """Block until the window is open (for faults armed before the job starts)."""
+        deadline = time.monotonic() + timeout
+        while self.window is None and time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(0.02)
+
+    def _armed(self, watcher: PhaseWatcher) -> None:
+        if self.spec.phase == "finish":
+            reached = self._wait_until_nearly_done(watcher)
+        else:
+            reached = watcher.wait_for(self.spec.phase, ARM_TIMEOUT)
+        if reached and not self._stop.is_set():
+            self._strike_window()
+
+    def _wait_until_nearly_done(self, watcher: PhaseWatcher) -> bool:
+        with psycopg.connect(self.targets.database_url, autocommit=True) as conn:
+            while not self._stop.wait(0.05):
+                row = conn.execute(
+                    "SELECT total, processed + failed FROM jobs_jobstage"
+                    " WHERE job_id = %s AND key = 'process'",
+                    (self.job_id,),
+                ).fetchone()
+                if row and row[0] and row[1] >= row[0] * FINISH_ARM_FRACTION:
+                    return True
+                if watcher.timeline.reached("final"):
+                    return False
+        return False
+
+    def _strike_window(self) -> None:
+        opened = time.time()
+        self.window = (opened, opened + self.spec.window)  # provisional, for wait_opened
+        try:
+            STRIKES[self.spec.kind](self)
+        except (psycopg.Error, OSError, psutil.Error) as exc:
+            logger.warning("%s failed to strike: %s", self.name, exc)
+        self.window = (opened, time.time())
+        self.record(f"window {self.window[1] - opened:.1f} s")
+
+    def _until_closed(self) -> float:
+        return time.monotonic() + self.spec.window
+
+    def _pool_owner(self) -> int:
+        if self.spec.phase in ("start", "collect", "publish"):
+            return self.targets.jobs_worker_pid()
+        return self.targets.results_worker_pid()
+
+
+def _db_kill(fault: PhaseFault) -> None:
+    closes = fault._until_closed()
+    with psycopg.connect(fault.targets.database_url, autocommit=True) as conn:
+        while time.monotonic() < closes and not fault._stop.is_set():
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND application_name LIKE %s",
+                (fault.targets.worker_connections + "%",),
+            )
+            fault._stop.wait(DB_KILL_EVERY)
+
+
+def _nats_down(fault: PhaseFault) -> None:
+    server = SERVERS["nats"]
+    state = server.read_state()
+    if state is None:
+        raise OSError("nats_down needs the embedded NATS server")
+    server.stop()
+    try:
+        fault._stop.wait(fault.spec.window)
+    finally:
+        server.start(port=state.port)  # same port and data: the clients reconnect
+
+
+def _row_lock(fault: PhaseFault) -> None:
+    with psycopg.connect(fault.targets.database_url) as conn:
+        conn.execute("SET idle_in_transaction_session_timeout = 0")  # the fault, not a victim
+        conn.commit()
+        with conn.transaction():
+            conn.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", (fault.job_id,))
+            fault._stop.wait(fault.spec.window)
+
+
+def _sigkill(fault: PhaseFault) -> None:
+    closes = fault._until_closed()
+    while time.monotonic() < closes and not fault._stop.is_set():
+        children = psutil.Process(fault._pool_owner()).children()
+        if children:
+            os.kill(random.choice(children).pid, signal.SIGKILL)
+        fault._stop.wait(SIGKILL_EVERY)
+
+
+STRIKES: dict[str, Callable[[PhaseFault], None]] = {
+    "db_kill": _db_kill,
+    "nats_down": _nats_down,
+    "row_lock": _row_lock,
+    "sigkill": _sigkill,
+}
