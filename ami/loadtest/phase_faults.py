@@ -2,10 +2,11 @@
 
 Start, collect and publish last milliseconds, far less than any poll, so a fault aimed at
 them is armed *before* the phase and lasts a window of seconds (e.g. NATS is stopped while
-the job is being started, so its publish meets the outage). Results and finish are armed
-when the watcher sees the job reach them (finish: when the last tenth of the images is
-being processed, so the job row is held while the last result tries to finish the job).
-After the run, `PhaseTimeline.covered` tells whether each window really covered its phase.
+the job is being started, so its publish meets the outage). A results fault opens once
+results flow (the first result counted). A finish fault opens at the same moment and lasts
+until `window` seconds after the watcher saw every image done, so the moment the last
+result tries to finish the job falls inside it. After the run, `PhaseTimeline.covered`
+tells whether each window really covered its phase.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ APPLICABLE: dict[str, tuple[str, ...]] = {
     "collect": ("db_kill", "sigkill"),
     "publish": ("nats_down", "db_kill", "sigkill"),
     "results": ("nats_down", "db_kill", "sigkill", "row_lock"),
-    "finish": ("row_lock", "db_kill", "nats_down"),
+    "finish": ("row_lock", "db_kill"),
 }
 DEFAULT_KIND = {
     "start": "db_kill",
@@ -52,8 +53,10 @@ DEFAULT_WINDOW = 4.0  # seconds
 # `LoadConfig.nats_request_timeout`, 2 s; a call waits up to 3 of them) to fail a call.
 WINDOW_BY_KIND = {"nats_down": 8.0}  # seconds
 DB_KILL_EVERY = 0.1  # seconds between two pg_terminate_backend sweeps
-SIGKILL_EVERY = 1.0  # seconds between two SIGKILLs of a pool process
-FINISH_ARM_FRACTION = 0.9  # arm a finish fault once this share of the images is done
+SIGKILL_EVERY = 1.5  # seconds between two SIGKILLs of a pool process
+# More kills in a row make Celery give up on its pool ("Could not start worker
+# processes"), a different fault from the one this one models.
+MAX_SIGKILLS = 2
 ARM_TIMEOUT = 600.0  # seconds to wait for a phase before giving up on its fault
 
 
@@ -120,6 +123,8 @@ class PhaseFault(Fault):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.job_id: int | None = None
+        self.watcher: PhaseWatcher | None = None
+        self._in_place = threading.Event()
 
     @property
     def arm_point(self) -> str:
@@ -128,6 +133,7 @@ class PhaseFault(Fault):
     def open(self, job_id: int, watcher: PhaseWatcher | None = None) -> None:
         """Start the window now (in a thread), or once `watcher` sees the phase arrive."""
         self.job_id = job_id
+        self.watcher = watcher
         target = self._strike_window if watcher is None else lambda: self._armed(watcher)
         self._thread = threading.Thread(target=target, name=self.name, daemon=True)
         self._thread.start()
@@ -138,45 +144,56 @@ class PhaseFault(Fault):
             self._thread.join(timeout=self.spec.window + 30)
 
     def wait_opened(self, timeout: float = 30.0) -> None:
-        """Block until the window is open (for faults armed before the job starts)."""
-        deadline = time.monotonic() + timeout
-        while self.window is None and time.monotonic() < deadline and not self._stop.is_set():
-            time.sleep(0.02)
+        """Block until the fault is in place (for faults armed before the job starts)."""
+        self._in_place.wait(timeout)
+
+    def in_place(self) -> None:
+        """Called by a strike once its trouble is real (NATS stopped, row locked...)."""
+        if not self._in_place.is_set():
+            self.window = (time.time(), time.time() + self.spec.window)  # closed later
+            self._in_place.set()
 
     def _armed(self, watcher: PhaseWatcher) -> None:
-        if self.spec.phase == "finish":
-            reached = self._wait_until_nearly_done(watcher)
+        if self.spec.phase in ("results", "finish"):
+            reached = watcher.wait_until(watcher.results_flowing, ARM_TIMEOUT)
         else:
             reached = watcher.wait_for(self.spec.phase, ARM_TIMEOUT)
         if reached and not self._stop.is_set():
             self._strike_window()
 
-    def _wait_until_nearly_done(self, watcher: PhaseWatcher) -> bool:
-        with psycopg.connect(self.targets.database_url, autocommit=True) as conn:
-            while not self._stop.wait(0.05):
-                row = conn.execute(
-                    "SELECT total, processed + failed FROM jobs_jobstage"
-                    " WHERE job_id = %s AND key = 'process'",
-                    (self.job_id,),
-                ).fetchone()
-                if row and row[0] and row[1] >= row[0] * FINISH_ARM_FRACTION:
-                    return True
-                if watcher.timeline.reached("final"):
-                    return False
-        return False
-
     def _strike_window(self) -> None:
-        opened = time.time()
-        self.window = (opened, opened + self.spec.window)  # provisional, for wait_opened
         try:
             STRIKES[self.spec.kind](self)
         except (psycopg.Error, OSError, psutil.Error) as exc:
             logger.warning("%s failed to strike: %s", self.name, exc)
-        self.window = (opened, time.time())
-        self.record(f"window {self.window[1] - opened:.1f} s")
+        finally:
+            self._in_place.set()  # never leave wait_opened hanging
+        if self.window is not None:
+            self.window = (self.window[0], time.time())
+            self.record(f"window {self.window[1] - self.window[0]:.1f} s")
 
     def _until_closed(self) -> float:
         return time.monotonic() + self.spec.window
+
+    def hold(self) -> None:
+        """Wait out the window; a finish window lasts until `window` s after finish began."""
+        if self.spec.phase == "finish" and self.watcher is not None:
+            self.watcher.wait_until(
+                lambda: self._stop.is_set() or self.watcher.timeline.reached("finish"),
+                ARM_TIMEOUT,
+            )
+        self._stop.wait(self.spec.window)
+
+    def active(self, closes: float) -> bool:
+        """Still inside the window (see `hold` for the finish window)?"""
+        if self._stop.is_set():
+            return False
+        if self.spec.phase == "finish" and self.watcher is not None:
+            finish_seen = self.watcher.timeline.first_seen().get("finish")
+            final_seen = self.watcher.timeline.first_seen().get("final")
+            started = finish_seen or final_seen
+            return started is None or time.time() < started + self.spec.window
+        return time.monotonic() < closes
 
     def _pool_owner(self) -> int:
         if self.spec.phase in ("start", "collect", "publish"):
@@ -187,13 +204,14 @@ class PhaseFault(Fault):
 def _db_kill(fault: PhaseFault) -> None:
     closes = fault._until_closed()
     with psycopg.connect(fault.targets.database_url, autocommit=True) as conn:
-        while time.monotonic() < closes and not fault._stop.is_set():
+        while fault.active(closes):
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 " AND application_name LIKE %s",
                 (fault.targets.worker_connections + "%",),
             )
+            fault.in_place()
             fault._stop.wait(DB_KILL_EVERY)
 
 
@@ -203,6 +221,7 @@ def _nats_down(fault: PhaseFault) -> None:
     if state is None:
         raise OSError("nats_down needs the embedded NATS server")
     server.stop()
+    fault.in_place()
     try:
         fault._stop.wait(fault.spec.window)
     finally:
@@ -215,16 +234,23 @@ def _row_lock(fault: PhaseFault) -> None:
         conn.commit()
         with conn.transaction():
             conn.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", (fault.job_id,))
-            fault._stop.wait(fault.spec.window)
+            fault.in_place()
+            fault.hold()
 
 
 def _sigkill(fault: PhaseFault) -> None:
     closes = fault._until_closed()
-    while time.monotonic() < closes and not fault._stop.is_set():
+    fault.in_place()
+    kills = 0
+    while fault.active(closes) and kills < MAX_SIGKILLS:
         children = psutil.Process(fault._pool_owner()).children()
         if children:
-            os.kill(random.choice(children).pid, signal.SIGKILL)
+            victim = random.choice(children).pid
+            os.kill(victim, signal.SIGKILL)
+            kills += 1
+            fault.record(f"pid {victim}")
         fault._stop.wait(SIGKILL_EVERY)
+    fault._stop.wait(max(0.0, closes - time.monotonic()))  # the window lasts its length
 
 
 STRIKES: dict[str, Callable[[PhaseFault], None]] = {

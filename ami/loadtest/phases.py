@@ -15,6 +15,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import nats
@@ -113,6 +114,7 @@ class PhaseWatcher:
         self.nats_url = nats_url
         self.job_id = job_id
         self.timeline = PhaseTimeline()
+        self.state: JobState | None = None  # the latest poll
         self._stop = threading.Event()
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="phase-watcher", daemon=True)
@@ -126,9 +128,17 @@ class PhaseWatcher:
 
     def wait_for(self, phase: str, timeout: float) -> bool:
         """Block until the job reached `phase` (or a later one); False on timeout or stop."""
+        return self.wait_until(lambda: self.timeline.reached(phase), timeout)
+
+    def results_flowing(self) -> bool:
+        """True once the job counted a result (or got past the results phase)."""
+        return self.timeline.reached("finish") or bool(self.state and self.state.done)
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Block until `condition()` holds after a poll; False on timeout or stop."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while not self.timeline.reached(phase):
+            while not condition():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._stop.is_set():
                     return False
@@ -145,6 +155,7 @@ class PhaseWatcher:
                 while not self._stop.is_set():
                     state = await self._read(conn, client)
                     with self._changed:
+                        self.state = state
                         self.timeline.add(time.time(), classify(state))
                         self._changed.notify_all()
                     await asyncio.sleep(WATCH_INTERVAL)

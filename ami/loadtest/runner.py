@@ -55,6 +55,7 @@ NATS_ACK_WAIT = 15.0  # seconds
 # backend's flush interval plus this margin after emitting it (for sync: within the margin,
 # i.e. the call had not returned).
 KILL_MARGIN = 1.0  # seconds
+CELERY_READY_TIMEOUT = 120.0  # seconds for the Celery workers to report "ready."
 
 
 def run_all(config: LoadConfig, out_dir: Path, console: Console) -> list[ModeResult]:
@@ -103,6 +104,7 @@ def run_mode(
                 web_app_name="ami-lt-web",  # faults aim at the Celery workers' connections
             ),
         )
+        wait_for_celery_ready(supervisor, CELERY_READY_TIMEOUT)
         sampler.start()
         watcher.start()
         started = time.monotonic()
@@ -149,6 +151,17 @@ def _describe_stuck(job_id: int, timeout: float) -> str:
         f"job still {progress.status} after the {timeout:.0f} s timeout"
         f" (process stage {stage.status}, {stage.done}/{stage.total} done); cancelled it"
     )
+
+
+def wait_for_celery_ready(supervisor: Supervisor, timeout: float) -> None:
+    """Wait until every Celery worker logged "ready.", so faults meet a running pool."""
+    deadline = time.monotonic() + timeout
+    workers = [c for c in supervisor.children if c.name.startswith("celery-")]
+    while time.monotonic() < deadline:
+        if all(" ready." in c.log_path.read_text(errors="replace") for c in workers):
+            return
+        time.sleep(POLL_INTERVAL)
+    logger.warning("Celery workers not ready after %.0f s; starting the job anyway", timeout)
 
 
 def build_phase_faults(config: LoadConfig, supervisor: Supervisor) -> list[PhaseFault]:
@@ -316,7 +329,7 @@ def _count_lines(
     kills = {
         int(event.detail.split()[1]): event.at
         for event in plan.events
-        if event.fault == "kill_workers"
+        if event.detail.startswith("pid ")  # kill_workers and the phase faults' sigkill
     }
     result.lines_lost_at_sigkill = sum(
         1
