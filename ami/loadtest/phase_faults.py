@@ -39,20 +39,24 @@ APPLICABLE: dict[str, tuple[str, ...]] = {
     "finish": ("row_lock", "db_kill"),
 }
 DEFAULT_KIND = {
-    "start": "db_kill",
+    "start": "row_lock",
     "collect": "db_kill",
     "publish": "nats_down",
     "results": "sigkill",
     "finish": "row_lock",
 }
-# When to open the window: "before" start_job is called, right "after_start" it returned,
-# or when the watcher sees the phase itself.
-ARM_POINT = {"start": "before", "collect": "after_start", "publish": "before"}
+# When to open the window: "before" start_job is called (start, collect and publish are
+# over within one poll of the watcher once the job is queued), or when the watcher sees
+# the phase itself (results, finish).
+ARM_POINT = {"start": "before", "collect": "before", "publish": "before"}
 DEFAULT_WINDOW = 4.0  # seconds
 # A NATS outage must outlast the workers' NATS request timeout (the load test sets it to
 # `LoadConfig.nats_request_timeout`, 2 s; a call waits up to 3 of them) to fail a call.
 WINDOW_BY_KIND = {"nats_down": 8.0}  # seconds
-DB_KILL_EVERY = 0.1  # seconds between two pg_terminate_backend sweeps
+# Seconds between two pg_terminate_backend sweeps. An idle connection killed between
+# sweeps fails its next query, so sweeps need not land inside a millisecond phase; much
+# faster sweeps also kill the retry of every log write (no backend survives that).
+DB_KILL_EVERY = 0.5
 SIGKILL_EVERY = 1.5  # seconds between two SIGKILLs of a pool process
 # More kills in a row make Celery give up on its pool ("Could not start worker
 # processes"), a different fault from the one this one models.

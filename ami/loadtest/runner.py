@@ -109,8 +109,7 @@ def run_mode(
         watcher.start()
         started = time.monotonic()
         open_phase_faults(phase_faults, "before", job.pk)
-        start_job(job.pk)
-        open_phase_faults(phase_faults, "after_start", job.pk)
+        start_job(job.pk)  # waits while a start fault holds the job row
         for fault in phase_faults:
             if fault.arm_point == "phase":
                 fault.open(job.pk, watcher)

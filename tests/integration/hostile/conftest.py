@@ -7,4 +7,4 @@ from tests.integration.jobs.logging.conftest import (  # noqa: F401  (fixtures)
     fresh_log_backend,
     use_backend,
 )
-from tests.integration.ml.conftest import broker, started_job  # noqa: F401  (fixtures)
+from tests.integration.ml.conftest import broker, many_images  # noqa: F401  (fixtures)
