@@ -128,6 +128,10 @@ class PhaseFault(Fault):
         self._thread: threading.Thread | None = None
         self.job_id: int | None = None
         self.watcher: PhaseWatcher | None = None
+        # The fault of the phase before, when both are armed before the job starts: this
+        # window then lasts until `window` s after that one closed, so it covers its phase
+        # even when the earlier fault delayed it (a held row delays collect, and so on).
+        self.after: PhaseFault | None = None
         self._in_place = threading.Event()
 
     @property
@@ -159,9 +163,10 @@ class PhaseFault(Fault):
 
     def _armed(self, watcher: PhaseWatcher) -> None:
         if self.spec.phase in ("results", "finish"):
-            reached = watcher.wait_until(watcher.results_flowing, ARM_TIMEOUT)
+            arrived = watcher.results_flowing
         else:
-            reached = watcher.wait_for(self.spec.phase, ARM_TIMEOUT)
+            arrived = lambda: watcher.timeline.reached(self.spec.phase)  # noqa: E731
+        reached = watcher.wait_until(lambda: self._stop.is_set() or arrived(), ARM_TIMEOUT)
         if reached and not self._stop.is_set():
             self._strike_window()
 
@@ -176,28 +181,36 @@ class PhaseFault(Fault):
             self.window = (self.window[0], time.time())
             self.record(f"window {self.window[1] - self.window[0]:.1f} s")
 
-    def _until_closed(self) -> float:
-        return time.monotonic() + self.spec.window
-
-    def hold(self) -> None:
-        """Wait out the window; a finish window lasts until `window` s after finish began."""
+    def closes_at(self) -> float | None:
+        """time.time() at which the window closes; None while that is not known yet."""
+        if self.window is None:
+            return None
         if self.spec.phase == "finish" and self.watcher is not None:
-            self.watcher.wait_until(
-                lambda: self._stop.is_set() or self.watcher.timeline.reached("finish"),
-                ARM_TIMEOUT,
-            )
-        self._stop.wait(self.spec.window)
+            firsts = self.watcher.timeline.first_seen()
+            started = firsts.get("finish") or firsts.get("final")
+            return None if started is None else started + self.spec.window
+        own = self.window[0] + self.spec.window
+        if self.after is None:
+            return own
+        if self.after.is_open():
+            return None
+        before = self.after.window[1] if self.after.window else own
+        return max(own, before + self.spec.window)
 
-    def active(self, closes: float) -> bool:
-        """Still inside the window (see `hold` for the finish window)?"""
+    def is_open(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def active(self) -> bool:
+        """Still inside the window?"""
         if self._stop.is_set():
             return False
-        if self.spec.phase == "finish" and self.watcher is not None:
-            finish_seen = self.watcher.timeline.first_seen().get("finish")
-            final_seen = self.watcher.timeline.first_seen().get("final")
-            started = finish_seen or final_seen
-            return started is None or time.time() < started + self.spec.window
-        return time.monotonic() < closes
+        closes = self.closes_at()
+        return closes is None or time.time() < closes
+
+    def hold(self, every: float = 0.05) -> None:
+        """Wait until the window closes (or the fault is stopped)."""
+        while self.active():
+            self._stop.wait(every)
 
     def _pool_owner(self) -> int:
         if self.spec.phase in ("start", "collect", "publish"):
@@ -206,9 +219,8 @@ class PhaseFault(Fault):
 
 
 def _db_kill(fault: PhaseFault) -> None:
-    closes = fault._until_closed()
     with psycopg.connect(fault.targets.database_url, autocommit=True) as conn:
-        while fault.active(closes):
+        while fault.active():
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -227,7 +239,7 @@ def _nats_down(fault: PhaseFault) -> None:
     server.stop()
     fault.in_place()
     try:
-        fault._stop.wait(fault.spec.window)
+        fault.hold()
     finally:
         server.start(port=state.port)  # same port and data: the clients reconnect
 
@@ -243,10 +255,9 @@ def _row_lock(fault: PhaseFault) -> None:
 
 
 def _sigkill(fault: PhaseFault) -> None:
-    closes = fault._until_closed()
     fault.in_place()
     kills = 0
-    while fault.active(closes) and kills < MAX_SIGKILLS:
+    while fault.active() and kills < MAX_SIGKILLS:
         children = psutil.Process(fault._pool_owner()).children()
         if children:
             victim = random.choice(children).pid
@@ -254,7 +265,7 @@ def _sigkill(fault: PhaseFault) -> None:
             kills += 1
             fault.record(f"pid {victim}")
         fault._stop.wait(SIGKILL_EVERY)
-    fault._stop.wait(max(0.0, closes - time.monotonic()))  # the window lasts its length
+    fault.hold()  # the window lasts its length
 
 
 STRIKES: dict[str, Callable[[PhaseFault], None]] = {

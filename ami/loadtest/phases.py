@@ -31,6 +31,7 @@ ORDER = {name: index for index, name in enumerate((*PHASES, FINAL))}
 FINAL_STATUSES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 WATCH_INTERVAL = 0.05  # seconds between two polls
 NATS_QUERY_TIMEOUT = 0.5  # seconds
+NATS_RECONNECT_EVERY = 0.5  # seconds between two connection attempts while NATS is down
 
 
 @dataclass(frozen=True)
@@ -145,59 +146,78 @@ class PhaseWatcher:
                 self._changed.wait(min(remaining, 0.5))
         return True
 
+    def wait_first_sample(self, timeout: float = 30.0) -> bool:
+        """Block until the watcher has sampled the job once (it is then really watching)."""
+        return self.wait_until(lambda: bool(self.timeline.samples), timeout)
+
     def _run(self) -> None:
         asyncio.run(self._loop())
 
     async def _loop(self) -> None:
-        client = await self._connect_nats()
+        self._client: nats.NATS | None = None
+        self._next_connect = 0.0
         try:
             with psycopg.connect(self.database_url, autocommit=True) as conn:
                 while not self._stop.is_set():
-                    state = await self._read(conn, client)
+                    state = await self._read(conn)
                     with self._changed:
                         self.state = state
                         self.timeline.add(time.time(), classify(state))
                         self._changed.notify_all()
                     await asyncio.sleep(WATCH_INTERVAL)
         finally:
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.close()
+            await self._drop_nats()
 
-    async def _connect_nats(self) -> nats.NATS | None:
-        async def ignore(_: Exception) -> None:
-            return None
-
-        try:
-            return await nats.connect(
-                self.nats_url,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.2,
-                connect_timeout=2,
-                error_cb=ignore,
-            )
-        except Exception:  # the watcher still sees every database-visible phase
-            logger.warning("phase watcher: no NATS connection", exc_info=True)
-            return None
-
-    async def _read(self, conn: psycopg.Connection, client: nats.NATS | None) -> JobState:
+    async def _read(self, conn: psycopg.Connection) -> JobState:
         status, collect_status, total, done = conn.execute(
             "SELECT j.status, c.status, p.total, p.processed + p.failed"
             " FROM jobs_job j JOIN jobs_jobstage c ON c.job_id = j.id AND c.key = 'collect'"
             " JOIN jobs_jobstage p ON p.job_id = j.id AND p.key = 'process' WHERE j.id = %s",
             (self.job_id,),
         ).fetchone()
-        published = await self._published(client) if collect_status == "SUCCESS" else None
+        published = await self._published() if collect_status == "SUCCESS" else None
         return JobState(status, collect_status, total, done, published)
 
-    async def _published(self, client: nats.NATS | None) -> int | None:
-        if client is None or not client.is_connected:
+    async def _published(self) -> int | None:
+        """Messages ever stored in the job's stream; None while unknown (NATS down)."""
+        client = await self._nats()
+        if client is None:
             return None
         try:
             info = await client.jetstream(timeout=NATS_QUERY_TIMEOUT).stream_info(
                 stream_name(self.job_id)
             )
-        except Exception:  # no stream yet, or NATS down: unknown
+        except Exception:  # no stream yet, or NATS went down: unknown this time
+            if not client.is_connected:
+                await self._drop_nats()
             return None
         return info.state.last_seq
+
+    async def _nats(self) -> nats.NATS | None:
+        """A connected client, or None; never blocks a poll for long (NATS may be down)."""
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        await self._drop_nats()
+        if time.monotonic() < self._next_connect:
+            return None
+        self._next_connect = time.monotonic() + NATS_RECONNECT_EVERY
+
+        async def ignore(_: Exception) -> None:
+            return None
+
+        try:
+            self._client = await nats.connect(
+                self.nats_url,
+                allow_reconnect=False,
+                connect_timeout=NATS_QUERY_TIMEOUT,
+                error_cb=ignore,
+            )
+        except Exception:  # down: the database-visible phases are still seen
+            return None
+        return self._client
+
+    async def _drop_nats(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+            self._client = None

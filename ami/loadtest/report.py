@@ -81,14 +81,19 @@ def _cell(result: ModeResult, attr: str) -> str:
     if attr == "phases_seen":
         return ",".join(result.phases_seen)
     if attr == "phase_faults":
-        marks = {True: "yes", False: "[red]NO[/red]"}
-        return "\n".join(f"{f['fault']} {marks[f['covered']]}" for f in result.phase_faults)
+        return "\n".join(f"{f['fault']} {_coverage(f)}" for f in result.phase_faults)
     value = getattr(result, attr)
     if isinstance(value, float):
         return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
     if isinstance(value, bool):
         return "yes" if value else "[red]NO[/red]"
     return str(value)
+
+
+def _coverage(fault: dict) -> str:
+    if fault["covered"]:
+        return "yes"
+    return "[red]NO[/red]" if fault.get("reached", True) else "not reached"
 
 
 def render(results: list[ModeResult], console: Console) -> None:

@@ -107,6 +107,7 @@ def run_mode(
         wait_for_celery_ready(supervisor, CELERY_READY_TIMEOUT)
         sampler.start()
         watcher.start()
+        watcher.wait_first_sample()
         started = time.monotonic()
         open_phase_faults(phase_faults, "before", job.pk)
         start_job(job.pk)  # waits while a start fault holds the job row
@@ -178,6 +179,8 @@ def build_phase_faults(config: LoadConfig, supervisor: Supervisor) -> list[Phase
 def open_phase_faults(faults: list[PhaseFault], arm_point: str, job_id: int) -> None:
     """Open the windows armed at `arm_point` and wait until they are open."""
     armed = [fault for fault in faults if fault.arm_point == arm_point]
+    for earlier, later in zip(armed, armed[1:], strict=False):
+        later.after = earlier  # faults come in phase order
     for fault in armed:
         fault.open(job_id)
     for fault in armed:
@@ -191,6 +194,7 @@ def phase_fault_outcome(fault: PhaseFault, watcher: PhaseWatcher) -> dict:
     return {
         "fault": fault.spec.label(),
         "opened": window is not None,
+        "reached": watcher.timeline.reached(fault.spec.phase),
         "covered": covered,
         "seconds": round(window[1] - window[0], 2) if window else 0.0,
     }
