@@ -26,6 +26,7 @@ class ModeResult:
     lines_stored: int = 0
     lines_lost: int = 0
     lines_lost_at_sigkill: int = 0  # in flight in a process when it was SIGKILLed
+    lines_lost_hostile: int = 0  # lines with hostile content (--hostile-lines) among the lost
     lines_duplicated: int = 0
     error_lines: dict[str, int] = field(default_factory=dict)
     most_error_lines_per_fault: int = 0
@@ -61,6 +62,7 @@ ROWS: list[tuple[str, str]] = [
     ("log lines stored", "lines_stored"),
     ("log lines lost", "lines_lost"),
     ("  of which in flight at SIGKILL", "lines_lost_at_sigkill"),
+    ("  of which hostile content", "lines_lost_hostile"),
     ("log lines duplicated", "lines_duplicated"),
     ("error lines (all)", "total_error_lines"),
     ("most error lines / fault", "most_error_lines_per_fault"),

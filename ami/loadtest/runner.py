@@ -33,7 +33,13 @@ from ami.loadtest.faults import (
     SoftTimeLimit,
     WorkerKiller,
 )
-from ami.loadtest.ledger import LEDGER_ENV, emitted_lines, stored_ids, task_records
+from ami.loadtest.ledger import (
+    HOSTILE_EVERY_ENV,
+    LEDGER_ENV,
+    emitted_lines,
+    stored_ids,
+    task_records,
+)
 from ami.loadtest.lock_sampler import LockSampler, LockWaitStats
 from ami.loadtest.phase_faults import PhaseFault, Targets
 from ami.loadtest.phases import ORDER, PhaseWatcher
@@ -328,6 +334,7 @@ def _count_lines(
     result.lines_emitted = len(emitted)
     result.lines_stored = sum(1 for line in emitted if line.line_id in stored)
     result.lines_lost = len(lost)
+    result.lines_lost_hostile = sum(1 for line in lost if line.hostile)
     result.lines_duplicated = sum(count - 1 for count in stored.values() if count > 1)
     kills = {
         int(event.detail.split()[1]): event.at
@@ -366,4 +373,5 @@ def _worker_env(mode: str, config: LoadConfig, ledger_dir: Path) -> dict[str, st
         "AMI_NATS_ACK_WAIT": str(NATS_ACK_WAIT),
         "AMI_NATS_REQUEST_TIMEOUT": str(config.nats_request_timeout),
         LEDGER_ENV: str(ledger_dir),
+        HOSTILE_EVERY_ENV: str(config.hostile_every),
     }

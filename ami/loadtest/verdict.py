@@ -24,7 +24,9 @@ def problems(result: ModeResult) -> list[str]:
     found.extend(f"counter: {problem}" for problem in result.counter_problems)
     if result.mode in GUARANTEED_MODES:
         if result.lines_lost_otherwise:
-            found.append(f"{result.lines_lost_otherwise} log lines lost")
+            hostile = result.lines_lost_hostile
+            detail = f" ({hostile} of them with hostile content)" if hostile else ""
+            found.append(f"{result.lines_lost_otherwise} log lines lost{detail}")
         if result.lines_duplicated:
             found.append(f"{result.lines_duplicated} log lines duplicated")
     for fault in result.phase_faults:

@@ -62,6 +62,16 @@ def test_faults_while_collecting_and_publishing_leave_the_job_right(subprocess_e
     assert_every_fault_covered(figures)
 
 
+def test_hostile_log_lines_are_stored_and_lose_no_other_line(subprocess_env, tmp_path):
+    """Every third worker log line carries NUL, lone surrogates, control or bidi text."""
+    done, figures = run_loadtest(
+        subprocess_env, tmp_path, "--modes", "sync,buffered", "--hostile-lines", "3",
+        "--timeout", "60",
+    )  # fmt: skip
+    assert done.returncode == 0, explain(done)
+    assert all(mode["lines_lost"] == 0 for mode in figures.values()), figures
+
+
 def test_a_random_fault_plan_prints_its_seed_and_rejects_unknown_phases(subprocess_env):
     bad = [sys.executable, "-m", "ami", "loadtest", "--phases", "launch", "--seed", "3"]
     done = subprocess.run(bad, env=subprocess_env, capture_output=True, text=True, timeout=120)

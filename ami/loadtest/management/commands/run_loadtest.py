@@ -59,6 +59,14 @@ class Command(BaseCommand):
             default=defaults.nats_request_timeout,
             help="the workers' NATS request timeout, seconds",
         )
+        parser.add_argument(
+            "--hostile-lines",
+            type=int,
+            default=0,
+            metavar="N",
+            help="every N-th job log line in the workers carries NUL, lone surrogates, control"
+            " or bidi characters (in its message and its context); 0: none",
+        )
         faults = parser.add_argument_group("faults (combinable)")
         faults.add_argument("--idle-in-transaction-timeout", type=float, metavar="S")
         faults.add_argument("--soft-time-limit", type=float, metavar="S")
@@ -173,6 +181,7 @@ def build_config(options: dict) -> LoadConfig:
         timeout=float(options["timeout"]),
         buffer_interval=float(options["buffer_interval"]),
         nats_request_timeout=float(options.get("nats_request_timeout") or 2.0),
+        hostile_every=max(0, int(options.get("hostile_lines") or 0)),
         faults=faults,
     )
 
