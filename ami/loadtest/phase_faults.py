@@ -80,6 +80,18 @@ def default_specs(phases: list[str], kind: str | None = None) -> list[PhaseFault
     for phase in phases:
         chosen = kind if kind in APPLICABLE[phase] else DEFAULT_KIND[phase]
         specs.append(PhaseFaultSpec(phase, chosen, WINDOW_BY_KIND.get(chosen, DEFAULT_WINDOW)))
+    return without_conflicts(specs)
+
+
+def without_conflicts(specs: list[PhaseFaultSpec]) -> list[PhaseFaultSpec]:
+    """Results and finish faults open together: two row locks would queue behind each
+    other (one then misses its phase), so the finish fault kills connections instead."""
+    kinds = {spec.phase: spec.kind for spec in specs}
+    if kinds.get("results") == kinds.get("finish") == "row_lock":
+        return [
+            PhaseFaultSpec(s.phase, "db_kill", s.window) if s.phase == "finish" else s
+            for s in specs
+        ]
     return specs
 
 
@@ -91,7 +103,7 @@ def random_specs(phases: list[str], seed: int) -> list[PhaseFaultSpec]:
         kind = rng.choice(APPLICABLE[phase])
         base = WINDOW_BY_KIND.get(kind, DEFAULT_WINDOW)
         specs.append(PhaseFaultSpec(phase, kind, round(rng.uniform(0.5, 1.5) * base, 1)))
-    return specs
+    return without_conflicts(specs)
 
 
 def parse_phases(text: str) -> list[str]:

@@ -85,6 +85,14 @@ def test_default_plan_uses_the_kind_asked_for_where_it_applies():
     assert [spec.kind for spec in specs] == ["row_lock", "nats_down"]
 
 
+def test_results_and_finish_never_both_hold_the_job_row():
+    specs = default_specs(["results", "finish"], "row_lock")
+    assert [spec.kind for spec in specs] == ["row_lock", "db_kill"]
+    for seed in range(50):
+        kinds = {spec.phase: spec.kind for spec in random_specs(list(PHASES), seed)}
+        assert (kinds["results"], kinds["finish"]) != ("row_lock", "row_lock")
+
+
 def passing(mode: str = "sync") -> ModeResult:
     return ModeResult(mode=mode, status="SUCCESS", counters_exact=True)
 
