@@ -8,6 +8,9 @@ read path instead of stopping at 403/404.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+
 import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
@@ -29,7 +32,7 @@ schema.app = get_wsgi_application()
 
 
 @pytest.fixture
-def fuzz_target(project, pipeline, images, member) -> dict:
+def fuzz_target(project, pipeline, images, member) -> Iterator[dict]:
     """A final job with log lines in the member's project; ids by resource, and a cookie."""
     job = create_job(project, pipeline, "fuzzed job", {"limit": 5})
     add_lines(job, 30)
@@ -39,7 +42,11 @@ def fuzz_target(project, pipeline, images, member) -> dict:
     client.force_login(member)
     ids = {"jobs": job.pk, "projects": project.pk, "images": images[0].pk}
     ids["pipelines"] = pipeline.pk
-    return {"ids": ids, "cookies": {"sessionid": client.cookies["sessionid"].value}}
+    yield {"ids": ids, "cookies": {"sessionid": client.cookies["sessionid"].value}}
+    # The log views are async: under WSGI each request runs them on a new event loop
+    # whose executor threads open their own connections; collect them so they close
+    # (else the test database cannot be dropped at the end of the session).
+    gc.collect()
 
 
 def aim_at_real_objects(case, ids: dict) -> None:

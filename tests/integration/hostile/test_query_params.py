@@ -7,7 +7,9 @@ and all (`%C2%B2`, `%00`, `%ff`, `%`), as a browser or a fuzzer would.
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
 
 import pytest
 from django.test import Client
@@ -27,18 +29,21 @@ PARAM = re.compile(r"\{(\w+)\}")
 
 
 @pytest.fixture
-def targets(project, pipeline, images, member) -> dict[str, str]:
+def targets(project, pipeline, images, member) -> Iterator[dict[str, str]]:
     """Ids of real objects the member may see, by the resource a route names."""
     job = create_job(project, pipeline, "fuzzed job", {"limit": 5})
     add_lines(job, 20)
     transition(job.pk, JobStatus.STARTED)
     transition(job.pk, JobStatus.SUCCESS)  # a final job: the log stream ends
-    return {
+    yield {
         "jobs": str(job.pk),
         "projects": str(project.pk),
         "images": str(images[0].pk),
         "pipelines": str(pipeline.pk),
     }
+    # Async log views under the test client open connections in short-lived executor
+    # threads; collect them so they close before the test database is dropped.
+    gc.collect()
 
 
 def fill(route: str, targets: dict[str, str]) -> str:
