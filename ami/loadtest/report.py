@@ -37,6 +37,8 @@ class ModeResult:
     images_total: int = 0
     images_processed: int = 0
     images_failed: int = 0
+    detections_saved: int = 0
+    detections_expected: int = 0  # the bundled model rerun by the load test itself
     counters_exact: bool = False
     counter_problems: list[str] = field(default_factory=list)
     phase_faults: list[dict] = field(default_factory=list)  # see runner.phase_fault_outcome
@@ -69,6 +71,7 @@ ROWS: list[tuple[str, str]] = [
     ("lock waits on job row (waiter-s)", "lock_waiter_seconds"),
     ("max waiters on job row", "lock_max_waiters"),
     ("images processed / failed / total", "images_processed"),
+    ("detections saved / expected", "detections_saved"),
     ("counters exact", "counters_exact"),
     ("phases seen", "phases_seen"),
     ("phase faults (covered)", "phase_faults"),
@@ -80,6 +83,8 @@ def _cell(result: ModeResult, attr: str) -> str:
         return f"{result.task_runs} / {result.task_failures}"
     if attr == "images_processed":
         return f"{result.images_processed} / {result.images_failed} / {result.images_total}"
+    if attr == "detections_saved":
+        return f"{result.detections_saved} / {result.detections_expected}"
     if attr == "phases_seen":
         return ",".join(result.phases_seen)
     if attr == "phase_faults":

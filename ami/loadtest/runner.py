@@ -24,6 +24,7 @@ from ami.loadtest.config import (
     FaultOptions,
     LoadConfig,
 )
+from ami.loadtest.expected import expected_detections
 from ami.loadtest.faults import (
     ConnectionTerminator,
     FaultPlan,
@@ -44,7 +45,7 @@ from ami.loadtest.lock_sampler import LockSampler, LockWaitStats
 from ami.loadtest.phase_faults import PhaseFault, Targets
 from ami.loadtest.phases import ORDER, PhaseWatcher
 from ami.loadtest.report import ModeResult
-from ami.main.models import Detection, Project
+from ami.main.models import Detection, Project, SourceImage
 from ami.ml.demo_setup import ensure_images, ensure_pipeline, processing_token
 from ami.ml.models import Pipeline
 from ami.ml.stack import StackOptions, WorkerOptions, start_processing_workers, start_stack
@@ -288,6 +289,9 @@ def _count_images(result: ModeResult, job: Job) -> None:
     detections = Detection.objects.filter(
         source_image_id__in=image_ids, algorithm__key=DETECTOR_KEY
     ).count()
+    images = SourceImage.objects.filter(pk__in=image_ids).order_by("pk")
+    result.detections_expected = expected_detections(tuple(images.values_list("path", flat=True)))
+    result.detections_saved = detections
     checks = {
         "job did not succeed": job.status != "SUCCESS",
         "collect total != images": collect.total != stage.total,
@@ -300,6 +304,8 @@ def _count_images(result: ModeResult, job: Job) -> None:
         # Rows of earlier runs on the same images count too: compare only once all are done.
         "detections counted != rows": stage.processed == stage.total
         and stage.detections != detections,
+        "detections saved != expected (the model rerun here)": detections
+        != result.detections_expected,
     }
     result.counter_problems = [name for name, bad in checks.items() if bad]
     result.counters_exact = not result.counter_problems
