@@ -7,7 +7,9 @@ import pytest
 from ami.loadtest import verdict
 from ami.loadtest.phase_faults import (
     APPLICABLE,
+    PhaseFault,
     PhaseFaultSpec,
+    Targets,
     default_specs,
     parse_phases,
     random_specs,
@@ -124,3 +126,20 @@ def test_verdict_tolerates_lost_lines_only_in_legacy_modes_and_at_sigkill():
     wrong = passing("buffered")
     wrong.status = "FAILURE"
     assert verdict.problems(wrong) == ["job ended FAILURE, expected SUCCESS"]
+
+
+def fault(phase: str, window: float) -> PhaseFault:
+    targets = Targets("postgres://unused", "unused", lambda: 0, lambda: 0)
+    return PhaseFault(PhaseFaultSpec(phase, "db_kill", window), targets)
+
+
+def test_a_chained_window_lasts_its_length_after_the_one_before_closed():
+    start, collect = fault("start", 4), fault("collect", 3)
+    collect.after = start
+    start.window, collect.window = (100.0, 110.0), (100.0, 103.0)  # start held 10 s
+    assert start.closes_at() == 104.0  # its own length from when it opened
+    assert collect.closes_at() == 113.0  # 3 s after start's window really closed
+    alone = fault("collect", 3)
+    alone.window = (100.0, 103.0)
+    assert alone.closes_at() == 103.0
+    assert fault("publish", 3).closes_at() is None  # not open yet
