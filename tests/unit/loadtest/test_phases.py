@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.core.management.base import CommandError
 
 from ami.loadtest import verdict
+from ami.loadtest.management.commands.run_loadtest import build_phase_faults
 from ami.loadtest.phase_faults import (
     APPLICABLE,
     PhaseFault,
@@ -143,3 +145,15 @@ def test_a_chained_window_lasts_its_length_after_the_one_before_closed():
     alone.window = (100.0, 103.0)
     assert alone.closes_at() == 103.0
     assert fault("publish", 3).closes_at() is None  # not open yet
+
+
+def test_command_options_build_the_fault_plan():
+    specs, seed = build_phase_faults({"phases": "publish,start", "phase_fault_window": 2.0})
+    assert seed is None
+    assert [s.label() for s in specs] == ["start:row_lock:2s", "publish:nats_down:2s"]
+    drawn, seed = build_phase_faults({"random_faults": True})
+    assert seed is not None and [s.phase for s in drawn] == list(PHASES)
+    assert build_phase_faults({"seed": seed}) == (drawn, seed)
+    assert build_phase_faults({}) == ([], None)
+    with pytest.raises(CommandError, match="--phases: unknown phase"):
+        build_phase_faults({"phases": "launch"})
