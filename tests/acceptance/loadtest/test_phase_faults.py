@@ -72,7 +72,7 @@ def test_hostile_log_lines_are_stored_and_lose_no_other_line(subprocess_env, tmp
     assert all(mode["lines_lost"] == 0 for mode in figures.values()), figures
 
 
-def test_a_random_fault_plan_prints_its_seed_and_rejects_unknown_phases(subprocess_env):
+def test_an_unknown_phase_is_refused_before_anything_runs(subprocess_env):
     bad = [sys.executable, "-m", "ami", "loadtest", "--phases", "launch", "--seed", "3"]
     done = subprocess.run(bad, env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
