@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ami.loadtest.phase_faults import PhaseFaultSpec
+
 MODES = ("legacy_json", "in_transaction", "sync", "buffered")
 LEGACY_MODES = frozenset({"legacy_json", "in_transaction"})
 WORKER_APP_NAME = "ami-lt-celery"  # application_name of the Celery workers' DB connections
@@ -39,4 +41,8 @@ class LoadConfig:
     inference_delay: float = 0.02  # seconds per image
     timeout: float = 900.0  # seconds per mode
     buffer_interval: float = 0.25  # seconds: the buffered backend's flush interval
+    hostile_every: int = 0  # every N-th worker log line carries hostile content (0: none)
+    nats_request_timeout: float = 2.0  # seconds: short, so a NATS outage of seconds fails calls
     faults: FaultOptions = field(default_factory=FaultOptions)
+    phase_faults: list[PhaseFaultSpec] = field(default_factory=list)
+    seed: int | None = None  # the seed the phase faults were drawn from, if random

@@ -23,17 +23,34 @@ from typing import TextIO
 from ami.jobs.logging import JOB_LOGGER_NAME
 
 LEDGER_ENV = "AMI_LOADTEST_LEDGER"
+HOSTILE_EVERY_ENV = "AMI_LOADTEST_HOSTILE_EVERY"
 LINE_ID_KEY = "loadtest_line_id"
+HOSTILE_KEY = "loadtest_hostile"
+# Content that breaks naive log writers (PostgreSQL rejects NUL; UTF-8 encoders reject lone
+# surrogates). No "%": the message is %-formatted with the caller's arguments later.
+# The full corpus is tests/support/hostile.py; this is the part a log line can carry.
+HOSTILE_TEXTS = (
+    "bad \x00 name",
+    "bad \udc80 name",
+    "bad \ud800 name",
+    "ctl \x01\x1b[31m\x7f",
+    "rtl \u202egpj.exe zw\u200b\ufeff",
+    "",
+    " \t\n",
+)
 LINE_ID_PATTERN = re.compile(r" lt=([0-9a-f]{32})")
 
 
 class LedgerFilter(logging.Filter):
     """Tag each job log record with a unique id and record the id in this process's ledger."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, hostile_every: int = 0) -> None:
+        """`hostile_every` N > 0: every N-th line also carries hostile content (see above)."""
         super().__init__()
         self.directory = directory
+        self.hostile_every = hostile_every
         self._files: dict[tuple[int, str], TextIO] = {}
+        self._count = 0
 
     def _file(self, name: str) -> TextIO:
         key = (os.getpid(), name)  # a forked child must not write into its parent's file
@@ -48,18 +65,29 @@ class LedgerFilter(logging.Filter):
         if isinstance(context, dict):
             line_id = uuid.uuid4().hex
             context[LINE_ID_KEY] = line_id
-            record.msg = f"{record.msg} lt={line_id}"
-            self._file("lines").write(f"{line_id} {time.time():.3f}\n")
+            hostile = self._hostile(context)
+            record.msg = f"{record.msg}{hostile} lt={line_id}"
+            mark = " hostile" if HOSTILE_KEY in context else ""
+            self._file("lines").write(f"{line_id} {time.time():.3f}{mark}\n")
         return True
+
+    def _hostile(self, context: dict) -> str:
+        """Hostile text for this line's message (also put in its context), or ""."""
+        self._count += 1
+        if not self.hostile_every or self._count % self.hostile_every:
+            return ""
+        text = HOSTILE_TEXTS[(self._count // self.hostile_every) % len(HOSTILE_TEXTS)]
+        context[HOSTILE_KEY] = text
+        return f" {text}"
 
     def record_task(self, task_id: str, seconds: float, outcome: str) -> None:
         self._file("tasks").write(f"{task_id} {seconds:.6f} {outcome} {time.time():.3f}\n")
 
 
-def install(directory: Path) -> LedgerFilter:
+def install(directory: Path, hostile_every: int = 0) -> LedgerFilter:
     """Attach the ledger to the job logger of this process."""
     directory.mkdir(parents=True, exist_ok=True)
-    ledger = LedgerFilter(directory)
+    ledger = LedgerFilter(directory, hostile_every)
     logging.getLogger(JOB_LOGGER_NAME).addFilter(ledger)
     return ledger
 
@@ -69,6 +97,7 @@ class Emitted:
     line_id: str
     at: float  # time.time() of the emit
     pid: int
+    hostile: bool = False  # carried hostile content (--hostile-lines)
 
 
 def emitted_lines(directory: Path) -> list[Emitted]:
@@ -78,8 +107,8 @@ def emitted_lines(directory: Path) -> list[Emitted]:
         pid = int(path.stem.split("-")[1])
         for row in path.read_text().splitlines():
             parts = row.split()
-            if len(parts) == 2:
-                lines.append(Emitted(parts[0], float(parts[1]), pid))
+            if len(parts) in (2, 3):
+                lines.append(Emitted(parts[0], float(parts[1]), pid, parts[2:] == ["hostile"]))
     return lines
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 class ModeResult:
     mode: str
     status: str = ""
+    stuck: str = ""  # set if the job was not final at the timeout (then cancelled)
     failure_reason: str = ""
     wall_seconds: float = 0.0
     results_per_second: float = 0.0
@@ -25,6 +26,7 @@ class ModeResult:
     lines_stored: int = 0
     lines_lost: int = 0
     lines_lost_at_sigkill: int = 0  # in flight in a process when it was SIGKILLed
+    lines_lost_hostile: int = 0  # lines with hostile content (--hostile-lines) among the lost
     lines_duplicated: int = 0
     error_lines: dict[str, int] = field(default_factory=dict)
     most_error_lines_per_fault: int = 0
@@ -35,8 +37,12 @@ class ModeResult:
     images_total: int = 0
     images_processed: int = 0
     images_failed: int = 0
+    detections_saved: int = 0
+    detections_expected: int = 0  # the bundled model rerun by the load test itself
     counters_exact: bool = False
     counter_problems: list[str] = field(default_factory=list)
+    phase_faults: list[dict] = field(default_factory=list)  # see runner.phase_fault_outcome
+    phases_seen: list[str] = field(default_factory=list)
 
     @property
     def total_error_lines(self) -> int:
@@ -58,13 +64,17 @@ ROWS: list[tuple[str, str]] = [
     ("log lines stored", "lines_stored"),
     ("log lines lost", "lines_lost"),
     ("  of which in flight at SIGKILL", "lines_lost_at_sigkill"),
+    ("  of which hostile content", "lines_lost_hostile"),
     ("log lines duplicated", "lines_duplicated"),
     ("error lines (all)", "total_error_lines"),
     ("most error lines / fault", "most_error_lines_per_fault"),
     ("lock waits on job row (waiter-s)", "lock_waiter_seconds"),
     ("max waiters on job row", "lock_max_waiters"),
     ("images processed / failed / total", "images_processed"),
+    ("detections saved / expected", "detections_saved"),
     ("counters exact", "counters_exact"),
+    ("phases seen", "phases_seen"),
+    ("phase faults (covered)", "phase_faults"),
 ]
 
 
@@ -73,12 +83,24 @@ def _cell(result: ModeResult, attr: str) -> str:
         return f"{result.task_runs} / {result.task_failures}"
     if attr == "images_processed":
         return f"{result.images_processed} / {result.images_failed} / {result.images_total}"
+    if attr == "detections_saved":
+        return f"{result.detections_saved} / {result.detections_expected}"
+    if attr == "phases_seen":
+        return ",".join(result.phases_seen)
+    if attr == "phase_faults":
+        return "\n".join(f"{f['fault']} {_coverage(f)}" for f in result.phase_faults)
     value = getattr(result, attr)
     if isinstance(value, float):
         return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
     if isinstance(value, bool):
         return "yes" if value else "[red]NO[/red]"
     return str(value)
+
+
+def _coverage(fault: dict) -> str:
+    if fault["covered"]:
+        return "yes"
+    return "[red]NO[/red]" if fault.get("reached", True) else "not reached"
 
 
 def render(results: list[ModeResult], console: Console) -> None:

@@ -24,6 +24,7 @@ from ami.loadtest.config import (
     FaultOptions,
     LoadConfig,
 )
+from ami.loadtest.expected import expected_detections
 from ami.loadtest.faults import (
     ConnectionTerminator,
     FaultPlan,
@@ -33,10 +34,18 @@ from ami.loadtest.faults import (
     SoftTimeLimit,
     WorkerKiller,
 )
-from ami.loadtest.ledger import LEDGER_ENV, emitted_lines, stored_ids, task_records
+from ami.loadtest.ledger import (
+    HOSTILE_EVERY_ENV,
+    LEDGER_ENV,
+    emitted_lines,
+    stored_ids,
+    task_records,
+)
 from ami.loadtest.lock_sampler import LockSampler, LockWaitStats
+from ami.loadtest.phase_faults import PhaseFault, Targets
+from ami.loadtest.phases import ORDER, PhaseWatcher
 from ami.loadtest.report import ModeResult
-from ami.main.models import Detection, Project
+from ami.main.models import Detection, Project, SourceImage
 from ami.ml.demo_setup import ensure_images, ensure_pipeline, processing_token
 from ami.ml.models import Pipeline
 from ami.ml.stack import StackOptions, WorkerOptions, start_processing_workers, start_stack
@@ -53,6 +62,7 @@ NATS_ACK_WAIT = 15.0  # seconds
 # backend's flush interval plus this margin after emitting it (for sync: within the margin,
 # i.e. the call had not returned).
 KILL_MARGIN = 1.0  # seconds
+CELERY_READY_TIMEOUT = 120.0  # seconds for the Celery workers to report "ready."
 
 
 def run_all(config: LoadConfig, out_dir: Path, console: Console) -> list[ModeResult]:
@@ -83,8 +93,11 @@ def run_mode(
     port = free_port()
     supervisor = Supervisor(out_dir / "logs", {})
     plan = build_faults(config.faults, lambda: _pid_of(supervisor, "celery-results"))
+    phase_faults = build_phase_faults(config, supervisor)
+    plan.faults.extend(phase_faults)
     supervisor.env = {**_worker_env(mode, config, ledger_dir), **plan.env()}
     sampler = LockSampler(settings.DATABASE_URL)
+    watcher = PhaseWatcher(settings.DATABASE_URL, settings.NATS_URL, job.pk)
     started = time.monotonic()
     try:
         plan.before_workers()
@@ -98,9 +111,16 @@ def run_mode(
                 web_app_name="ami-lt-web",  # faults aim at the Celery workers' connections
             ),
         )
+        wait_for_celery_ready(supervisor, CELERY_READY_TIMEOUT)
         sampler.start()
+        watcher.start()
+        watcher.wait_first_sample()
         started = time.monotonic()
-        start_job(job.pk)
+        open_phase_faults(phase_faults, "before", job.pk)
+        start_job(job.pk)  # waits while a start fault holds the job row
+        for fault in phase_faults:
+            if fault.arm_point == "phase":
+                fault.open(job.pk, watcher)
         start_processing_workers(
             supervisor,
             port,
@@ -114,14 +134,77 @@ def run_mode(
     finally:
         wall = time.monotonic() - started
         plan.stop()
+        watcher.stop()
         supervisor.stop([c.name for c in supervisor.children if c.name.startswith("worker")])
         supervisor.stop()  # SIGTERM: Celery's warm shutdown flushes buffered log lines
         locks = sampler.stop()
     job.refresh_from_db()
+    stuck = ""
     if not job.is_final:
+        stuck = _describe_stuck(job.pk, config.timeout)
         cancel_job(job.pk)
         job.refresh_from_db()
-    return measure(mode, job, config, out_dir, ledger_dir, plan, locks, wall)
+    result = measure(mode, job, config, out_dir, ledger_dir, plan, locks, wall)
+    result.stuck = stuck
+    result.phase_faults = [phase_fault_outcome(fault, watcher) for fault in phase_faults]
+    result.phases_seen = sorted(watcher.timeline.first_seen(), key=lambda p: ORDER[p])
+    return result
+
+
+def _describe_stuck(job_id: int, timeout: float) -> str:
+    progress = read_progress(job_id)
+    stage = progress.process
+    return (
+        f"job still {progress.status} after the {timeout:.0f} s timeout"
+        f" (process stage {stage.status}, {stage.done}/{stage.total} done); cancelled it"
+    )
+
+
+def wait_for_celery_ready(supervisor: Supervisor, timeout: float) -> None:
+    """Wait until every Celery worker logged "ready.", so faults meet a running pool."""
+    deadline = time.monotonic() + timeout
+    workers = [c for c in supervisor.children if c.name.startswith("celery-")]
+    while time.monotonic() < deadline:
+        if all(" ready." in c.log_path.read_text(errors="replace") for c in workers):
+            return
+        time.sleep(POLL_INTERVAL)
+    logger.warning("Celery workers not ready after %.0f s; starting the job anyway", timeout)
+
+
+def build_phase_faults(config: LoadConfig, supervisor: Supervisor) -> list[PhaseFault]:
+    targets = Targets(
+        database_url=settings.DATABASE_URL,
+        worker_connections=WORKER_CONNECTIONS,
+        jobs_worker_pid=lambda: _pid_of(supervisor, "celery-jobs"),
+        results_worker_pid=lambda: _pid_of(supervisor, "celery-results"),
+    )
+    if any(spec.kind == "nats_down" for spec in config.phase_faults) and not _nats_is_embedded():
+        raise RuntimeError("nats_down faults need the embedded NATS server (NATS_URL is set)")
+    return [PhaseFault(spec, targets) for spec in config.phase_faults]
+
+
+def open_phase_faults(faults: list[PhaseFault], arm_point: str, job_id: int) -> None:
+    """Open the windows armed at `arm_point` and wait until they are open."""
+    armed = [fault for fault in faults if fault.arm_point == arm_point]
+    for earlier, later in zip(armed, armed[1:], strict=False):
+        later.after = earlier  # faults come in phase order
+    for fault in armed:
+        fault.open(job_id)
+    for fault in armed:
+        fault.wait_opened()
+
+
+def phase_fault_outcome(fault: PhaseFault, watcher: PhaseWatcher) -> dict:
+    """What one phase fault did: its window and whether it covered its phase."""
+    window = fault.window
+    covered = window is not None and watcher.timeline.covered(fault.spec.phase, *window)
+    return {
+        "fault": fault.spec.label(),
+        "opened": window is not None,
+        "reached": watcher.timeline.reached(fault.spec.phase),
+        "covered": covered,
+        "seconds": round(window[1] - window[0], 2) if window else 0.0,
+    }
 
 
 def build_faults(options: FaultOptions, results_worker_pid) -> FaultPlan:
@@ -206,17 +289,31 @@ def _count_images(result: ModeResult, job: Job) -> None:
     detections = Detection.objects.filter(
         source_image_id__in=image_ids, algorithm__key=DETECTOR_KEY
     ).count()
+    images = SourceImage.objects.filter(pk__in=image_ids).order_by("pk")
+    result.detections_expected = expected_detections(tuple(images.values_list("path", flat=True)))
+    result.detections_saved = detections
     checks = {
         "job did not succeed": job.status != "SUCCESS",
         "collect total != images": collect.total != stage.total,
         "processed + failed != total": stage.processed + stage.failed != stage.total,
+        "images failed (every image can be processed)": stage.failed != 0,
+        "stage progress != done / total": not _progress_exact(stage),
         "DONE tasks != processed": states.get(TaskState.DONE, 0) != stage.processed,
         "FAILED tasks != failed": states.get(TaskState.FAILED, 0) != stage.failed,
         "tasks still PENDING": states.get(TaskState.PENDING, 0) != 0,
-        "detections counted != rows": stage.detections != detections,
+        # Rows of earlier runs on the same images count too: compare only once all are done.
+        "detections counted != rows": stage.processed == stage.total
+        and stage.detections != detections,
+        "detections saved != expected (the model rerun here)": detections
+        != result.detections_expected,
     }
     result.counter_problems = [name for name, bad in checks.items() if bad]
     result.counters_exact = not result.counter_problems
+
+
+def _progress_exact(stage) -> bool:
+    expected = (stage.processed + stage.failed) / stage.total if stage.total else 1.0
+    return abs(stage.progress - expected) < 1e-9
 
 
 def _count_tasks(result: ModeResult, ledger_dir: Path) -> None:
@@ -243,11 +340,12 @@ def _count_lines(
     result.lines_emitted = len(emitted)
     result.lines_stored = sum(1 for line in emitted if line.line_id in stored)
     result.lines_lost = len(lost)
+    result.lines_lost_hostile = sum(1 for line in lost if line.hostile)
     result.lines_duplicated = sum(count - 1 for count in stored.values() if count > 1)
     kills = {
         int(event.detail.split()[1]): event.at
         for event in plan.events
-        if event.fault == "kill_workers"
+        if event.detail.startswith("pid ")  # kill_workers and the phase faults' sigkill
     }
     result.lines_lost_at_sigkill = sum(
         1
@@ -279,5 +377,7 @@ def _worker_env(mode: str, config: LoadConfig, ledger_dir: Path) -> dict[str, st
         "AMI_APP_NAME": WORKER_APP_NAME,
         # A task failed by a fault leaves its NATS message unacked: redeliver it soon.
         "AMI_NATS_ACK_WAIT": str(NATS_ACK_WAIT),
+        "AMI_NATS_REQUEST_TIMEOUT": str(config.nats_request_timeout),
         LEDGER_ENV: str(ledger_dir),
+        HOSTILE_EVERY_ENV: str(config.hostile_every),
     }

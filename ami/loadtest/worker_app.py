@@ -12,11 +12,11 @@ from pathlib import Path
 from celery.signals import task_postrun, task_prerun
 
 from ami.celery import app
-from ami.loadtest.ledger import LEDGER_ENV, install
+from ami.loadtest.ledger import HOSTILE_EVERY_ENV, LEDGER_ENV, install
 
 __all__ = ["app"]
 
-_ledger = install(Path(os.environ[LEDGER_ENV]))
+_ledger = install(Path(os.environ[LEDGER_ENV]), int(os.environ.get(HOSTILE_EVERY_ENV, "0")))
 _started: dict[str, float] = {}
 
 

@@ -1,0 +1,1 @@
+"""Shared test material (importable by every test tier)."""
