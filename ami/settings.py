@@ -249,7 +249,5 @@ API_LOG_PAGE_DEFAULT = 100  # lines per /logs page
 API_LOG_PAGE_MAX = 1000
 API_SSE_POLL_SECONDS = float(os.environ.get("AMI_SSE_POLL_SECONDS", "0.25"))
 API_SSE_HEARTBEAT_SECONDS = float(os.environ.get("AMI_SSE_HEARTBEAT_SECONDS", "15"))
-# Transactions open longer than this are assumed not to write JobLog (see ami/jobs/api/horizon.py)
-LOG_HORIZON_MAX_TXN_SECONDS = float(os.environ.get("AMI_LOG_HORIZON_MAX_TXN_SECONDS", "60"))
 # The pages' JS and CSS are served by Django itself (no separate static server needed).
 SERVE_STATIC = _env_bool("AMI_SERVE_STATIC", True)

@@ -3,9 +3,10 @@
 One async generator per client polls for lines after its cursor, below the log horizon
 (`ami.jobs.api.horizon`), so resuming from `Last-Event-ID` never skips a line that committed
 late. Each event's id is the line's cursor. The stream sends a comment line as heartbeat when
-idle, and ends with an `end` event once the job is final and every line committed by then,
-and in a short grace after it (the job's own "finished" line is logged after the status
-change), has been sent.
+idle, and ends with an `end` event once the job is final and the job's own last line (the
+one marked with `FINAL_LINE_KEY`, logged just after the status change) and every line before
+it have been sent. A job that turned final without that line (its finisher died, or the job
+was deleted) ends after a grace period, with every line committed by then.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from ami.jobs.api.log_query import (
     parse_filters,
     parse_int,
 )
-from ami.jobs.models import Job
+from ami.jobs.logging import FINAL_LINE_KEY
+from ami.jobs.models import Job, JobLog
 from ami.jobs.states import FINAL_STATES
 
 BATCH = 500  # lines per query while catching up
@@ -45,7 +47,7 @@ TAIL_DEFAULT = 200  # history lines sent first when the client gives no cursor
 TAIL_MAX = 5000
 RETRY_MS = 2000  # how soon EventSource reconnects after a drop
 STATUS_CHECK_SECONDS = 1.0  # how often an idle stream looks whether its job has finished
-END_GRACE_SECONDS = 3.0  # default; the job's last lines are logged just after it turns final
+END_GRACE_SECONDS = 10.0  # default wait for a final job's last line before ending without it
 FINAL_OR_GONE = {None, *(str(state) for state in FINAL_STATES)}
 _XMAX_SQL = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
@@ -89,8 +91,27 @@ def _after(job_id: int, cursor: Cursor, filters: LogFilters, check_status: bool)
     return Poll(page.rows, page.newer_cursor, horizon, status)
 
 
+def _final_line(job_id: int) -> Cursor | None:
+    """Where the job's last line is, once it is committed (the newest lines come first)."""
+    row = (
+        JobLog.objects.filter(job_id=job_id, context__has_key=FINAL_LINE_KEY)
+        .order_by("-txid", "-id")
+        .values("txid", "id")
+        .first()
+    )
+    return Cursor.of(row) if row else None
+
+
+def _end_position(job_id: int, final_for: float) -> Cursor | None:
+    """Where a stream of a final job ends: its last line, or after the grace what committed."""
+    final_line = _final_line(job_id)
+    if final_line is not None or final_for < end_grace():
+        return final_line
+    return Cursor.below_horizon(_next_transaction_id())
+
+
 def end_grace() -> float:
-    """Seconds a stream keeps tailing after its job turned final, before it drains and ends."""
+    """Seconds a stream waits for a final job's last line before it drains and ends."""
     return float(getattr(settings, "API_SSE_END_GRACE_SECONDS", END_GRACE_SECONDS))
 
 
@@ -105,7 +126,7 @@ async def log_events(
         for line in rows:
             yield sse_event(line)
     final_seen_at: float | None = None
-    end_after: int | None = None  # end once the horizon reaches this transaction id
+    end_at: Cursor | None = None  # end once the cursor has reached this position
     last_sent, status_checked = time.monotonic(), 0.0
     while True:
         check_status = final_seen_at is None and (
@@ -121,16 +142,13 @@ async def log_events(
             last_sent = time.monotonic()
             if len(poll.rows) == BATCH:
                 continue
-        if end_after is not None and poll.horizon >= end_after:
-            yield "event: end\ndata: {}\n\n"
-            return
         if poll.status in FINAL_OR_GONE:
             final_seen_at = time.monotonic()
-        grace_over = final_seen_at is not None and time.monotonic() - final_seen_at >= end_grace()
-        if end_after is None and grace_over:
-            # Every line committed by now has a txid below this: drain up to it, then end.
-            end_after = await db(_next_transaction_id)
-            continue
+        if final_seen_at is not None and end_at is None:
+            end_at = await db(_end_position, job_id, time.monotonic() - final_seen_at)
+        if end_at is not None and cursor >= end_at:
+            yield "event: end\ndata: {}\n\n"
+            return
         if time.monotonic() - last_sent >= settings.API_SSE_HEARTBEAT_SECONDS:
             yield ": heartbeat\n\n"
             last_sent = time.monotonic()

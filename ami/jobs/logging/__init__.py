@@ -12,6 +12,9 @@ from collections.abc import MutableMapping
 from typing import Any
 
 JOB_LOGGER_NAME = "ami.jobs.job"
+# Context key of the line that says how a job ended (its value: the final status). A live
+# tail ends once it has passed this line, so a reader never misses the job's last word.
+FINAL_LINE_KEY = "final_status"
 
 
 class JobLoggerAdapter(logging.LoggerAdapter):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ami.jobs.locking import close_stages, pending_task_count, transition
-from ami.jobs.logging import job_logger
+from ami.jobs.logging import FINAL_LINE_KEY, job_logger
 from ami.jobs.states import JobStatus
 from ami.ml.orchestration import nats
 
@@ -17,14 +17,20 @@ def finish_job(job_id: int, status: JobStatus, reason: str = "") -> bool:
     if not transition(job_id, status, reason=reason):
         return False
     close_stages(job_id)
+    _log_final_line(job_id, status, reason)
     remove_queue(job_id)
-    if status == JobStatus.SUCCESS:
-        job_logger(job_id).info("Job finished: every image was processed")
-    elif status == JobStatus.REVOKED:
-        job_logger(job_id).warning("Job cancelled: %s", reason or "no reason given")
-    else:
-        job_logger(job_id).error("Job failed: %s", reason or "no reason given")
     return True
+
+
+def _log_final_line(job_id: int, status: JobStatus, reason: str) -> None:
+    # Logged before the queue is removed, which may wait on NATS: live tails end after it.
+    log, marker = job_logger(job_id), {FINAL_LINE_KEY: str(status)}
+    if status == JobStatus.SUCCESS:
+        log.info("Job finished: every image was processed", extra=marker)
+    elif status == JobStatus.REVOKED:
+        log.warning("Job cancelled: %s", reason or "no reason given", extra=marker)
+    else:
+        log.error("Job failed: %s", reason or "no reason given", extra=marker)
 
 
 def finish_if_complete(job_id: int) -> bool:

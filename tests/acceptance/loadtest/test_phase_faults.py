@@ -51,7 +51,6 @@ def test_faults_in_start_results_and_finish_leave_every_job_right(subprocess_env
         assert {"start", "results", "final"} <= set(mode["phases_seen"]), mode["phases_seen"]
 
 
-@pytest.mark.xfail(reason="issue 9 item 1 (a): a retried run_job publishes nothing", strict=False)
 def test_faults_while_collecting_and_publishing_leave_the_job_right(subprocess_env, tmp_path):
     """A NATS outage covering publish (and killed connections covering collect)."""
     done, figures = run_loadtest(

@@ -13,6 +13,7 @@ import pytest
 from django.db import connections
 
 from ami.jobs.locking import transition
+from ami.jobs.logging import FINAL_LINE_KEY
 from ami.jobs.models import JobLog
 from ami.jobs.states import JobStatus
 from tests.asgi_server import database_url
@@ -22,7 +23,7 @@ from tests.sse import Event, events
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 READ_TIMEOUT = 15.0  # seconds; the stream sends a heartbeat every 0.5 s in these tests
-FINISHING_SECONDS = 1.3  # between a job's final status and its last line: > a status check
+FINISHING_SECONDS = 4.0  # between a job's final status and its last line: > a status check
 
 
 def stream_events(base: str, job_id: int, cookies: dict, query: str = "", headers=None):
@@ -210,7 +211,7 @@ def test_stream_delivers_every_committed_line_from_concurrent_writers(
 def test_end_comes_after_the_line_logged_once_the_job_is_final(
     asgi_server, staged_job, session_cookie
 ):
-    """The job's own last line ("Job finished") is logged after its status change."""
+    """The job's own last line ("Job finished") is logged after its status change, here late."""
     base, _ = asgi_server
     transition(staged_job.pk, JobStatus.STARTED)
     client, request = stream_events(base, staged_job.pk, session_cookie, "tail=0")
@@ -223,7 +224,9 @@ def test_end_comes_after_the_line_logged_once_the_job_is_final(
         while time.monotonic() - final_at < FINISHING_SECONDS:
             early.append(next(received))
             assert early[-1].event == "comment", f"{early[-1].event} before the last line"
-        last = JobLog.objects.create(job=staged_job, message="Job finished")
+        last = JobLog.objects.create(
+            job=staged_job, message="Job finished", context={FINAL_LINE_KEY: "SUCCESS"}
+        )
         rest = list(received)
     assert [json.loads(e.data)["id"] for e in rest if e.event == "log"] == [last.id]
     assert rest[-1].event == "end"
