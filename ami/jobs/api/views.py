@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ami.jobs import lifecycle
-from ami.jobs.api.access import USER_AUTHENTICATION, visible_jobs, visible_projects
+from ami.jobs.access import visible_jobs
 from ami.jobs.api.horizon import safe_horizon
 from ami.jobs.api.log_query import BadLogQuery, LogPage, fetch_page, parse_int, parse_page_request
 from ami.jobs.api.serializers import (
@@ -25,6 +25,7 @@ from ami.jobs.api.serializers import (
 )
 from ami.jobs.models import JobStage
 from ami.jobs.states import JobStatus
+from ami.main.access import USER_AUTHENTICATION, visible_projects
 
 LOGS_LIMIT_DEFAULT = 1000  # lines in the detail's legacy `logs`
 LOGS_LIMIT_MAX = 5000
