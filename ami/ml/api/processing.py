@@ -24,12 +24,12 @@ from rest_framework.views import APIView
 from ami.jobs.locking import touch_heartbeat
 from ami.jobs.models import ImageTask, Job
 from ami.jobs.states import JobStatus
-from ami.jobs.tasks import process_nats_pipeline_result
 from ami.ml.api.authentication import IsProcessingService, ProcessingServiceAuthentication
 from ami.ml.api.images import signed_image_path
 from ami.ml.models import Algorithm, ResultReceipt
 from ami.ml.orchestration import nats
 from ami.ml.schemas import ReserveRequest, ResultBatch, Task, TaskMessage, describe_errors
+from ami.ml.tasks import process_nats_pipeline_result
 
 logger = logging.getLogger(__name__)
 
