@@ -137,7 +137,7 @@ REDIS_URL = _required_url("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "jobs"
-CELERY_TASK_ROUTES = {"ami.jobs.tasks.process_nats_pipeline_result": {"queue": "ml_results"}}
+CELERY_TASK_ROUTES = {"ami.ml.tasks.process_nats_pipeline_result": {"queue": "ml_results"}}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A result task is acknowledged to Redis only after it ran, and re-queued if its worker
 # process dies, so a killed worker never loses a result (saving is idempotent).
@@ -212,7 +212,7 @@ RESULT_LOCK_TIMEOUT_MS = int(os.environ.get("AMI_RESULT_LOCK_TIMEOUT_MS", "30000
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "check-stale-jobs": {
-        "task": "ami.jobs.tasks.check_stale_jobs",
+        "task": "ami.ml.tasks.check_stale_jobs",
         "schedule": JOB_STALE_CHECK_INTERVAL,
         "options": {"queue": "jobs"},
     },

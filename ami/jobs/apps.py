@@ -9,7 +9,6 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
-        import ami.celery  # noqa: F401  (registers the Celery app for shared tasks)
         import ami.jobs.checks  # noqa: F401  (registers the system checks)
 
         install_job_log()

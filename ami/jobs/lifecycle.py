@@ -1,28 +1,24 @@
 """What a user does to a job: create, start, cancel, retry.
 
-The API and the CLI call these; the work itself runs in Celery tasks (`ami.jobs.tasks`).
+The API and the CLI call these. What a job runs, and how it is stopped, is the registered
+`JobRunner`'s business (`ami.jobs.runner`; the ML job's is `ami.ml.runner`).
 """
 
 from __future__ import annotations
 
-from celery import current_app
-from django.db import transaction
+from django.db import models, transaction
 
 from ami.jobs.locking import transition
 from ami.jobs.models import Job, JobStage
+from ami.jobs.runner import runner
 from ami.jobs.states import JobStatus, StageKey
 from ami.main.models import Project
-from ami.ml.models import Pipeline
-from ami.ml.orchestration.dispatch import BadJobParams, selected_images
-from ami.ml.orchestration.finish import finish_job
-
-RUN_JOB_TASK = "ami.jobs.tasks.run_job"
 
 
 def create_job(
-    project: Project, pipeline: Pipeline | None, name: str, params: dict | None = None
+    project: Project, pipeline: models.Model | None, name: str, params: dict | None = None
 ) -> Job:
-    """Create a job with its three stages, not started."""
+    """Create a job with its three stages, not started (`pipeline`: an `ml.Pipeline`)."""
     with transaction.atomic():
         job = Job.objects.create(project=project, pipeline=pipeline, name=name, params=params or {})
         JobStage.objects.bulk_create(JobStage(job=job, key=key) for key in StageKey)
@@ -38,16 +34,8 @@ class NotStartable(ValueError):
 
 
 def start_errors(project_id: int, pipeline_id: int | None, params: dict | None) -> dict[str, str]:
-    """Why a job with these settings could not run ({} if it can): no pipeline, no images."""
-    errors = {}
-    if pipeline_id is None:
-        errors["pipeline"] = "a job needs a pipeline to start"
-    try:
-        if not selected_images(project_id, params).exists():
-            errors["params"] = "the job selects no images (the project has none, or none match)"
-    except BadJobParams as exc:
-        errors["params"] = str(exc)
-    return errors
+    """Why a job with these settings could not run, by field ({} if it can)."""
+    return runner().start_errors(project_id, pipeline_id, params)
 
 
 def check_startable(project_id: int, pipeline_id: int | None, params: dict | None) -> None:
@@ -66,17 +54,17 @@ def start_job(job_id: int) -> bool:
     check_startable(job.project_id, job.pipeline_id, job.params)
     if not transition(job_id, JobStatus.PENDING):
         return False
-    transaction.on_commit(lambda: current_app.send_task(RUN_JOB_TASK, args=[job_id], queue="jobs"))
+    transaction.on_commit(lambda: runner().start(job_id))
     return True
 
 
 def cancel_job(job_id: int) -> bool:
     """Revoke a job that has not finished; return False if it was already final.
 
-    From then on no task is served (the API refuses a final job and its stream is deleted)
-    and results that still arrive are not counted.
+    From then on no task is served (the API refuses a final job, and the runner stops its
+    work) and results that still arrive are not counted.
     """
-    return finish_job(job_id, JobStatus.REVOKED, reason="cancelled by user")
+    return runner().cancel(job_id)
 
 
 def retry_job(job_id: int) -> Job:

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ami.jobs.models import ImageTask, Job, JobStage
 from ami.jobs.states import FINAL_STATES, JobStatus, StageKey, StageStatus, TaskState, sources_of
-from ami.ml.models import TaskPublication
 
 
 @contextmanager
@@ -180,24 +179,6 @@ def set_collected(job_id: int, total: int) -> None:
     )
     JobStage.objects.filter(job_id=job_id, key__in=[StageKey.PROCESS, StageKey.RESULTS]).update(
         total=total, status=StageStatus.STARTED if total else StageStatus.SUCCESS
-    )
-
-
-def start_publication(job_id: int, total: int) -> None:
-    """Record that `total` tasks are to be published, none yet (a no-op if recorded already).
-
-    Locks: nothing beyond the INSERT of the job's publication row.
-    """
-    TaskPublication.objects.get_or_create(job_id=job_id, defaults={"total": total})
-
-
-def record_published(job_id: int, count: int) -> None:
-    """Record that NATS confirmed the job's first `count` tasks; the count never goes back.
-
-    Locks: the job's publication row, for this single UPDATE statement only.
-    """
-    TaskPublication.objects.filter(job_id=job_id).update(
-        published=Greatest(F("published"), count), updated_at=timezone.now()
     )
 
 

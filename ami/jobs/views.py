@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from ami.jobs.api.access import visible_jobs
+from ami.jobs.access import visible_jobs
 from ami.jobs.api.log_query import MAX_QUERY_LENGTH
 
 JOBS_PER_PAGE = 100

@@ -12,7 +12,8 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psutil
@@ -191,14 +192,21 @@ class JobLockHolder(PeriodicFault):
         self.hold = hold
 
     def strike(self) -> None:
-        with psycopg.connect(self.database_url) as conn:
-            # This session is the fault, not a victim of the idle-in-transaction fault.
-            conn.execute("SET idle_in_transaction_session_timeout = 0")
-            conn.commit()
-            with conn.transaction():
-                conn.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", (self.job_id,))
-                self.record(f"{self.hold} s")
-                self._stop.wait(self.hold)
+        with holding_job_row(self.database_url, self.job_id):
+            self.record(f"{self.hold} s")
+            self._stop.wait(self.hold)
+
+
+@contextmanager
+def holding_job_row(database_url: str, job_id: int) -> Iterator[None]:
+    """Hold the job row `FOR UPDATE` from an outside session for the block."""
+    with psycopg.connect(database_url) as conn:
+        # This session is the fault, not a victim of the idle-in-transaction fault.
+        conn.execute("SET idle_in_transaction_session_timeout = 0")
+        conn.commit()
+        with conn.transaction():
+            conn.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", (job_id,))
+            yield
 
 
 class WorkerKiller(PeriodicFault):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import psutil
 import psycopg
 
-from ami.loadtest.faults import Fault
+from ami.loadtest.faults import Fault, holding_job_row
 from ami.loadtest.phases import PHASES, PhaseWatcher
 from ami.services import SERVERS
 
@@ -257,13 +257,9 @@ def _nats_down(fault: PhaseFault) -> None:
 
 
 def _row_lock(fault: PhaseFault) -> None:
-    with psycopg.connect(fault.targets.database_url) as conn:
-        conn.execute("SET idle_in_transaction_session_timeout = 0")  # the fault, not a victim
-        conn.commit()
-        with conn.transaction():
-            conn.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", (fault.job_id,))
-            fault.in_place()
-            fault.hold()
+    with holding_job_row(fault.targets.database_url, fault.job_id):
+        fault.in_place()
+        fault.hold()
 
 
 def _sigkill(fault: PhaseFault) -> None:

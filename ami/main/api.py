@@ -10,7 +10,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 
-from ami.jobs.api.access import USER_AUTHENTICATION, visible_images, visible_projects
+from ami.main.access import USER_AUTHENTICATION, visible_images, visible_projects
 from ami.main.models import Project, SourceImage
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint

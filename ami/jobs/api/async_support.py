@@ -19,7 +19,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import close_old_connections, connections
 from django.http import HttpRequest, JsonResponse
 
-from ami.jobs.api.access import visible_jobs
+from ami.jobs.access import visible_jobs
 from ami.jobs.api.log_query import BadLogQuery
 from ami.jobs.models import Job
 

@@ -7,7 +7,6 @@ from rest_framework import serializers
 
 from ami.jobs.models import Job, JobStage
 from ami.main.models import Project
-from ami.ml.models import Pipeline
 
 
 class JobStageSerializer(serializers.ModelSerializer):
@@ -82,8 +81,9 @@ class JobCreateSerializer(serializers.Serializer):
     """What a user gives to create a job; `project` must be one of theirs."""
 
     project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none())
+    # The model `Job.pipeline` points at (ml.Pipeline): ami.jobs never imports ami.ml.
     pipeline = serializers.PrimaryKeyRelatedField(
-        queryset=Pipeline.objects.all(), allow_null=True, required=False
+        queryset=Job.pipeline.field.related_model.objects.all(), allow_null=True, required=False
     )
     name = serializers.CharField(max_length=200)
     params = serializers.DictField(required=False, default=dict)

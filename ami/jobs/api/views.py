@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ami.jobs import lifecycle
-from ami.jobs.api.access import USER_AUTHENTICATION, visible_jobs, visible_projects
+from ami.jobs.access import visible_jobs
 from ami.jobs.api.cursor import Cursor
 from ami.jobs.api.horizon import log_horizon
 from ami.jobs.api.log_query import (
@@ -34,6 +34,7 @@ from ami.jobs.api.serializers import (
 )
 from ami.jobs.models import JobStage
 from ami.jobs.states import JobStatus
+from ami.main.access import USER_AUTHENTICATION, visible_projects
 
 LOGS_LIMIT_DEFAULT = 1000  # lines in the detail's legacy `logs`
 LOGS_LIMIT_MAX = 5000

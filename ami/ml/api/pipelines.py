@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers, viewsets
 
-from ami.jobs.api.access import USER_AUTHENTICATION
+from ami.main.access import USER_AUTHENTICATION
 from ami.ml.models import Algorithm, Pipeline
 
 

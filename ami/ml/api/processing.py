@@ -24,12 +24,12 @@ from rest_framework.views import APIView
 from ami.jobs.locking import touch_heartbeat
 from ami.jobs.models import ImageTask, Job
 from ami.jobs.states import JobStatus
-from ami.jobs.tasks import process_nats_pipeline_result
 from ami.ml.api.authentication import IsProcessingService, ProcessingServiceAuthentication
 from ami.ml.api.images import signed_image_path
 from ami.ml.models import Algorithm, ResultReceipt
 from ami.ml.orchestration import nats
 from ami.ml.schemas import ReserveRequest, ResultBatch, Task, TaskMessage, describe_errors
+from ami.ml.tasks import process_nats_pipeline_result
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,18 @@ class ProcessingServiceView(APIView):
         return job, None
 
 
+def heartbeat_after_reserve(job_id: int) -> None:
+    """Record that a service took work (results may take a while); never fail the reserve.
+
+    The tasks are already pulled from NATS: a 503 now would strand them, unseen, until
+    their ack wait runs out. A heartbeat is best effort, so a broken connection is logged.
+    """
+    try:
+        touch_heartbeat(job_id, min_interval=RESERVE_HEARTBEAT_INTERVAL)
+    except (OperationalError, InterfaceError):
+        logger.warning("Could not record the heartbeat of job %s", job_id, exc_info=True)
+
+
 def _gone(job: Job) -> Response:
     return Response(
         {"detail": f"job {job.pk} is {job.status}: it takes no more work", "status": job.status},
@@ -114,8 +126,7 @@ class ReserveTasksView(ProcessingServiceView):
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
         if reserved:
-            # A service taking work is a sign of life too (results may take a while).
-            touch_heartbeat(job_id, min_interval=RESERVE_HEARTBEAT_INTERVAL)
+            heartbeat_after_reserve(job_id)
         tasks = [self.task(request, item) for item in reserved]
         return Response({"status": job.status, "tasks": [t.model_dump() for t in tasks]})
 

@@ -7,14 +7,7 @@ import logging
 from django.db import transaction
 from django.db.models import QuerySet
 
-from ami.jobs.locking import (
-    mark_stage,
-    record_published,
-    set_collected,
-    start_publication,
-    touch_heartbeat,
-    transition,
-)
+from ami.jobs.locking import mark_stage, set_collected, touch_heartbeat, transition
 from ami.jobs.logging import job_logger
 from ami.jobs.models import ImageTask, Job
 from ami.jobs.states import JobStatus, StageKey, StageStatus
@@ -22,6 +15,7 @@ from ami.main.models import SourceImage
 from ami.ml.models import TaskPublication
 from ami.ml.orchestration import nats
 from ami.ml.orchestration.finish import finish_job
+from ami.ml.orchestration.publication import record_published, start_publication
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.models import Job
 from ami.jobs.states import JobStatus
-from ami.jobs.tasks import TRANSIENT_ERRORS
 from ami.ml.orchestration import dispatch, nats
+from ami.ml.tasks import TRANSIENT_ERRORS
 from ami.services import SERVERS
 from tests.integration.ml.conftest import reserve_all
 

@@ -12,9 +12,9 @@ from ami.jobs.locking import transition
 from ami.jobs.models import ImageTask, Job, JobStage
 from ami.jobs.progress import read_progress
 from ami.jobs.states import JobStatus, StageKey, StageStatus, TaskState
-from ami.jobs.tasks import process_nats_pipeline_result
 from ami.main.models import Classification, Detection
 from ami.ml.orchestration import dispatch, nats
+from ami.ml.tasks import process_nats_pipeline_result
 from tests.integration.ml.conftest import make_result, reserve_all, start
 
 pytestmark = pytest.mark.django_db(transaction=True)

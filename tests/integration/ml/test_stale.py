@@ -12,11 +12,11 @@ from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.models import ImageTask, Job
 from ami.jobs.states import JobStatus, StageStatus, TaskState
-from ami.jobs.tasks import check_stale_jobs as check_stale_jobs_task
-from ami.jobs.tasks import process_nats_pipeline_result
 from ami.ml.orchestration import nats
 from ami.ml.orchestration.stale import check_stale_jobs
 from ami.ml.orchestration.undeliverable import fail_undeliverable, fail_undeliverable_tasks
+from ami.ml.tasks import check_stale_jobs as check_stale_jobs_task
+from ami.ml.tasks import process_nats_pipeline_result
 from tests.integration.ml.conftest import make_result, reserve_all, start
 
 pytestmark = pytest.mark.django_db(transaction=True)

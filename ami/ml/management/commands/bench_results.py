@@ -20,12 +20,12 @@ from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.models import ImageTask, Job, JobStage
 from ami.jobs.states import JobStatus, StageKey
-from ami.jobs.tasks import process_nats_pipeline_result
 from ami.main.models import SourceImage
 from ami.ml import demo_data
 from ami.ml.demo_setup import demo_folder, ensure_images, ensure_pipeline
 from ami.ml.orchestration import dispatch, nats
 from ami.ml.supervisor import Supervisor
+from ami.ml.tasks import process_nats_pipeline_result
 from ami.ml.worker.model import CLASSIFIER_KEY, DETECTOR_KEY
 from ami.services.paths import run_dir
 

@@ -1,7 +1,7 @@
-"""Who sees what: a user sees the jobs, images and logs of the projects they belong to.
+"""Who sees what: a user sees the projects they belong to, and what those projects hold.
 
 Every API view starts from these querysets, so another project's object is a 404, never a
-403 that would confirm it exists.
+403 that would confirm it exists. The jobs' counterpart is `ami.jobs.access.visible_jobs`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 
-from ami.jobs.models import Job
 from ami.main.models import Project, SourceImage
 
 # Explicit on every user-facing view, so a token scheme added for processing services in
@@ -22,10 +21,6 @@ def visible_projects(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project
     if not user.is_authenticated:
         return Project.objects.none()
     return Project.objects.filter(members=user)
-
-
-def visible_jobs(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Job]:
-    return Job.objects.filter(project__in=visible_projects(user))
 
 
 def visible_images(user: AbstractBaseUser | AnonymousUser) -> QuerySet[SourceImage]:
