@@ -90,7 +90,12 @@ class ResultReceipt(models.Model):
     the Celery queue, however long after NATS stopped redelivering the task.
     """
 
-    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="+")
+    # No database constraint: its check would take FOR KEY SHARE on the job row, so a result
+    # would wait behind anyone holding that row, and results must never wait on the job row.
+    # Django's cascade still deletes a job's receipts with the job.
+    job = models.ForeignKey(
+        "jobs.Job", on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     image_id = models.BigIntegerField()
     received_at = models.DateTimeField(auto_now_add=True)
 
