@@ -24,7 +24,7 @@ import psutil
 import psycopg
 
 from ami.loadtest.faults import Fault, holding_job_row
-from ami.loadtest.phases import PHASES, PhaseWatcher
+from ami.loadtest.phases import ORDER, PHASES, PhaseWatcher
 from ami.services import SERVERS
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,11 @@ WINDOW_BY_KIND = {"nats_down": 8.0}  # seconds
 # sweeps fails its next query, so sweeps need not land inside a millisecond phase; much
 # faster sweeps also kill the retry of every log write (no backend survives that).
 DB_KILL_EVERY = 0.5
+# Killed connections do not stop a phase, they delay it (the start task retries with
+# backoff), often past the window: such a window stays open until the job is seen past its
+# phase, at most this long after it would have closed.
+DELAYING_KINDS = frozenset({"db_kill"})
+MAX_HOLD_PAST_WINDOW = 30.0  # seconds
 SIGKILL_EVERY = 1.5  # seconds between two SIGKILLs of a pool process
 # More kills in a row make Celery give up on its pool ("Could not start worker
 # processes"), a different fault from the one this one models.
@@ -150,11 +155,12 @@ class PhaseFault(Fault):
     def arm_point(self) -> str:
         return ARM_POINT.get(self.spec.phase, "phase")
 
-    def open(self, job_id: int, watcher: PhaseWatcher | None = None) -> None:
-        """Start the window now (in a thread), or once `watcher` sees the phase arrive."""
+    def open(self, job_id: int, watcher: PhaseWatcher) -> None:
+        """Start the window now if armed before the job, else once `watcher` sees the phase."""
         self.job_id = job_id
         self.watcher = watcher
-        target = self._strike_window if watcher is None else lambda: self._armed(watcher)
+        at_once = self.arm_point == "before"
+        target = self._strike_window if at_once else lambda: self._armed(watcher)
         self._thread = threading.Thread(target=target, name=self.name, daemon=True)
         self._thread.start()
 
@@ -217,7 +223,19 @@ class PhaseFault(Fault):
         if self._stop.is_set():
             return False
         closes = self.closes_at()
-        return closes is None or time.time() < closes
+        if closes is None or time.time() < closes:
+            return True
+        return (
+            self.spec.kind in DELAYING_KINDS
+            and not self._phase_passed()
+            and time.time() < closes + MAX_HOLD_PAST_WINDOW
+        )
+
+    def _phase_passed(self) -> bool:
+        timeline = self.watcher.timeline if self.watcher else None
+        return timeline is None or any(
+            ORDER[seen] > ORDER[self.spec.phase] for _, seen in timeline.samples
+        )
 
     def hold(self, every: float = 0.05) -> None:
         """Wait until the window closes (or the fault is stopped)."""

@@ -206,11 +206,16 @@ class PhaseWatcher:
             return None
 
         try:
-            self._client = await nats.connect(
-                self.nats_url,
-                allow_reconnect=False,
-                connect_timeout=NATS_QUERY_TIMEOUT,
-                error_cb=ignore,
+            # nats-py retries an initial connect to a stopped server for minutes (its
+            # reconnect settings apply to it): bound the whole attempt instead.
+            self._client = await asyncio.wait_for(
+                nats.connect(
+                    self.nats_url,
+                    allow_reconnect=False,
+                    connect_timeout=NATS_QUERY_TIMEOUT,
+                    error_cb=ignore,
+                ),
+                timeout=NATS_QUERY_TIMEOUT,
             )
         except Exception:  # down: the database-visible phases are still seen
             return None

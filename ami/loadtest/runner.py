@@ -116,7 +116,7 @@ def run_mode(
         watcher.start()
         watcher.wait_first_sample()
         started = time.monotonic()
-        open_phase_faults(phase_faults, "before", job.pk)
+        open_phase_faults(phase_faults, "before", job.pk, watcher)
         start_job(job.pk)  # waits while a start fault holds the job row
         for fault in phase_faults:
             if fault.arm_point == "phase":
@@ -183,13 +183,15 @@ def build_phase_faults(config: LoadConfig, supervisor: Supervisor) -> list[Phase
     return [PhaseFault(spec, targets) for spec in config.phase_faults]
 
 
-def open_phase_faults(faults: list[PhaseFault], arm_point: str, job_id: int) -> None:
+def open_phase_faults(
+    faults: list[PhaseFault], arm_point: str, job_id: int, watcher: PhaseWatcher
+) -> None:
     """Open the windows armed at `arm_point` and wait until they are open."""
     armed = [fault for fault in faults if fault.arm_point == arm_point]
     for earlier, later in zip(armed, armed[1:], strict=False):
         later.after = earlier  # faults come in phase order
     for fault in armed:
-        fault.open(job_id)
+        fault.open(job_id, watcher)
     for fault in armed:
         fault.wait_opened()
 
