@@ -19,9 +19,9 @@ from rest_framework.test import APIClient
 from ami.jobs.lifecycle import create_job
 from ami.jobs.models import ImageTask
 from ami.jobs.states import TaskState
-from ami.ml.tasks import process_nats_pipeline_result
 from ami.ml.models import ProcessingService
 from ami.ml.orchestration import nats
+from ami.ml.tasks import process_nats_pipeline_result
 from tests.integration.ml.conftest import make_result, reserve_all, start
 from tests.support import hostile
 
