@@ -62,6 +62,7 @@ DB_KILL_EVERY = 0.5
 # phase, at most this long after it would have closed.
 DELAYING_KINDS = frozenset({"db_kill"})
 MAX_HOLD_PAST_WINDOW = 30.0  # seconds
+STALL_GIVE_UP = 15.0  # seconds without a new result before a finish window lets go
 SIGKILL_EVERY = 1.5  # seconds between two SIGKILLs of a pool process
 # More kills in a row make Celery give up on its pool ("Could not start worker
 # processes"), a different fault from the one this one models.
@@ -206,7 +207,13 @@ class PhaseFault(Fault):
         if self.spec.phase == "finish" and self.watcher is not None:
             firsts = self.watcher.timeline.first_seen()
             started = firsts.get("finish") or firsts.get("final")
-            return None if started is None else started + self.spec.window
+            if started is not None:
+                return started + self.spec.window
+            # A job whose every log line waits on the held row (the legacy modes) cannot
+            # finish under it: once results stall, the window gives up, as a real lock
+            # holder would.
+            stalled_for = time.time() - self.watcher.progressed_at
+            return time.time() if stalled_for >= STALL_GIVE_UP else None
         own = self.window[0] + self.spec.window
         if self.after is None:
             return own

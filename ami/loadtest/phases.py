@@ -116,6 +116,7 @@ class PhaseWatcher:
         self.job_id = job_id
         self.timeline = PhaseTimeline()
         self.state: JobState | None = None  # the latest poll
+        self.progressed_at = time.time()  # when the count of images done last changed
         self._stop = threading.Event()
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="phase-watcher", daemon=True)
@@ -161,6 +162,8 @@ class PhaseWatcher:
                 while not self._stop.is_set():
                     state = await self._read(conn)
                     with self._changed:
+                        if self.state is None or state.done != self.state.done:
+                            self.progressed_at = time.time()
                         self.state = state
                         self.timeline.add(time.time(), classify(state))
                         self._changed.notify_all()
