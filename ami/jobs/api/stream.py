@@ -20,6 +20,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
 
 from ami.jobs.api.async_support import (
     bad_query_response,
@@ -47,7 +48,7 @@ TAIL_DEFAULT = 200  # history lines sent first when the client gives no cursor
 TAIL_MAX = 5000
 RETRY_MS = 2000  # how soon EventSource reconnects after a drop
 STATUS_CHECK_SECONDS = 1.0  # how often an idle stream looks whether its job has finished
-END_GRACE_SECONDS = 10.0  # default wait for a final job's last line before ending without it
+END_GRACE_SECONDS = 5.0  # default wait, from the finish, for a final job's last line
 FINAL_OR_GONE = {None, *(str(state) for state in FINAL_STATES)}
 _XMAX_SQL = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
@@ -102,12 +103,23 @@ def _final_line(job_id: int) -> Cursor | None:
     return Cursor.of(row) if row else None
 
 
-def _end_position(job_id: int, final_for: float) -> Cursor | None:
-    """Where a stream of a final job ends: its last line, or after the grace what committed."""
+def _end_position(job_id: int, seen_final_for: float) -> Cursor | None:
+    """Where a stream of a final job ends: its last line, or after the grace what committed.
+
+    The grace runs from the job's finish (a job that ended long ago has no line to wait
+    for), or from when this stream saw it final if the job has no finish time (deleted).
+    """
     final_line = _final_line(job_id)
-    if final_line is not None or final_for < end_grace():
+    if final_line is not None:
         return final_line
+    if max(seen_final_for, _seconds_since_finished(job_id)) < end_grace():
+        return None
     return Cursor.below_horizon(_next_transaction_id())
+
+
+def _seconds_since_finished(job_id: int) -> float:
+    finished_at = Job.objects.filter(pk=job_id).values_list("finished_at", flat=True).first()
+    return (timezone.now() - finished_at).total_seconds() if finished_at else 0.0
 
 
 def end_grace() -> float:
