@@ -7,12 +7,14 @@ whatever the permissions of the checkout and its virtualenv:
   the same wheel;
 - `run-<hash>/`: one checkout's data directory, with an `owner` file naming its run folder.
 `ami services down --purge` deletes this checkout's data; `ami services up` stops the
-servers of checkouts that no longer exist and deletes their data.
+servers of checkouts that no longer exist, deletes their data, and deletes binary copies
+that no running server uses and that are not this release's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import pwd
@@ -23,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import psycopg
 
 from ami.services.base import (
@@ -177,8 +180,8 @@ def _digest(text: str) -> str:
 
 
 def _shared_site() -> Path:
-    """Under root: the one copy of this wheel's binaries, shared by every checkout."""
-    return ROOT_HOME_PARENT / f"pginstall-{_digest(str(_wheel_install_dir().resolve()))}"
+    """Under root: the one copy of this pgserver release's binaries, shared by every checkout."""
+    return ROOT_HOME_PARENT / f"pginstall-{_digest(importlib.metadata.version('pgserver'))}"
 
 
 def _copy_binaries() -> None:
@@ -222,6 +225,22 @@ def sweep_orphans() -> list[Path]:
         _stop_postmaster(home / "data")
         shutil.rmtree(home, ignore_errors=True)
         removed.append(home)
+    return removed + _sweep_unused_binaries()
+
+
+def _sweep_unused_binaries() -> list[Path]:
+    """Delete binary copies of other pgserver releases (or layouts) that no process runs."""
+    current = _shared_site()
+    in_use = {
+        Path(process.info["exe"])
+        for process in psutil.process_iter(["exe"])
+        if process.info["exe"] and str(ROOT_HOME_PARENT) in process.info["exe"]
+    }
+    removed = []
+    for site in sorted(ROOT_HOME_PARENT.glob("pginstall-*")):
+        if site != current and not any(site in exe.parents for exe in in_use):
+            shutil.rmtree(site, ignore_errors=True)
+            removed.append(site)
     return removed
 
 
