@@ -56,7 +56,6 @@ _XMAX_SQL = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 class Poll(NamedTuple):
     rows: list[dict]
     cursor: Cursor
-    horizon: int
     status: str | None  # "" when not checked; None when the job is gone
 
 
@@ -89,7 +88,7 @@ def _after(job_id: int, cursor: Cursor, filters: LogFilters, check_status: bool)
     horizon = shared_horizon.get(max_age=settings.API_SSE_POLL_SECONDS / 2)
     page = fetch_page(job_id, LogPageRequest(after=cursor, limit=BATCH, filters=filters), horizon)
     status = _job_status(job_id) if check_status and len(page.rows) < BATCH else ""
-    return Poll(page.rows, page.newer_cursor, horizon, status)
+    return Poll(page.rows, page.newer_cursor, status)
 
 
 def _final_line(job_id: int) -> Cursor | None:
