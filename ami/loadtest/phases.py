@@ -159,7 +159,8 @@ class PhaseWatcher:
         self._next_connect = 0.0
         try:
             with psycopg.connect(self.database_url, autocommit=True) as conn:
-                while not self._stop.is_set():
+                while True:  # one more sample after stop(): the job's state at the end
+                    stopping = self._stop.is_set()
                     state = await self._read(conn)
                     with self._changed:
                         if self.state is None or state.done != self.state.done:
@@ -167,6 +168,8 @@ class PhaseWatcher:
                         self.state = state
                         self.timeline.add(time.time(), classify(state))
                         self._changed.notify_all()
+                    if stopping:
+                        break
                     await asyncio.sleep(WATCH_INTERVAL)
         finally:
             await self._drop_nats()
