@@ -1,8 +1,9 @@
 """Django settings, configured from the environment.
 
 The servers' URLs come from `DATABASE_URL`, `NATS_URL` and `REDIS_URL` only; a missing one
-is an error that names it. The `ami` command and the test plugin put the embedded servers'
-URLs there before Django loads (`ami.services`); their children inherit them.
+is an error that names it. The development tooling's commands (`ami demo`, `ami loadtest`,
+`ami bench`) and its test plugin put the embedded servers' URLs there before Django loads
+(`ami_lab.servers`); their children inherit them.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ INSTALLED_APPS = [
     "ami.main",
     "ami.ml",
     "ami.jobs",
-    "ami.loadtest",
 ]
 
 MIDDLEWARE = [
@@ -99,8 +99,9 @@ TEMPLATES = [
 # -- Databases --------------------------------------------------------------------------------
 # `default` serves the application. `logs` is the same database on its own autocommit
 # connection, so a job log line is never part of (nor lost with) the caller's transaction.
-# Its lock_timeout bounds any wait on a job row: a deferred FK check is not bounded by
-# statement_timeout.
+# A JobLog insert waits on no job row (no FK constraint, migration 0002); its lock_timeout
+# bounds the one log write that does: the legacy JSON column's UPDATE of the job row
+# (`legacy_json`, dual write), which waits while a result holds that row.
 DATABASE_URL = _required_url("DATABASE_URL")
 LOG_DB_LOCK_TIMEOUT_MS = int(os.environ.get("AMI_LOG_DB_LOCK_TIMEOUT_MS", "2000"))
 # Seconds a connection attempt may take on either alias. Without it an unreachable database

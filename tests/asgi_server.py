@@ -7,7 +7,7 @@ import os
 import pytest
 from django.db import connections
 
-from ami.jobs.api.live_server import uvicorn_server
+from ami_lab.live_server import uvicorn_server
 
 
 def database_url() -> str:

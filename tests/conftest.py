@@ -1,4 +1,4 @@
-"""Shared fixtures. Servers are started by the `ami.services.pytest_plugin` plugin."""
+"""Shared fixtures. Servers are started by the `ami_lab.servers.pytest_plugin` plugin."""
 
 from __future__ import annotations
 

@@ -2,8 +2,10 @@
 
 Rules kept here:
 - A job row is locked only with `FOR NO KEY UPDATE`. A plain `FOR UPDATE` conflicts with
-  the `FOR KEY SHARE` that the (deferred) foreign-key check of a JobLog insert takes, so a
-  process that held it and logged through its second connection would wait on itself.
+  the `FOR KEY SHARE` that inserting a row referencing the job takes (its stages and image
+  tasks), so a process that held it and inserted through another connection would wait on
+  itself. JobLog rows reference the job without a database constraint (migration 0002):
+  writing a log line takes no lock on the job row at all.
 - A lock is held for one short statement or block: no logging, network or NATS calls inside.
 - Status changes are conditional UPDATEs: they succeed only from an allowed source state,
   so a final job is never pulled back and concurrent finishers cannot both win.

@@ -53,7 +53,7 @@ class RunJobTask(Task):
 @ml_task(base=RunJobTask, **RETRY_TRANSIENT)
 def run_job(job_id: int) -> None:
     """Collect a job's images and publish one NATS task per image (resumable, so retried)."""
-    dispatch.run_job(job_id)
+    dispatch.collect_and_publish(job_id)
 
 
 @ml_task(**RETRY_TRANSIENT)

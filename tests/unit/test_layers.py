@@ -1,9 +1,10 @@
-"""Dependencies point one way: `ami.main` <- `ami.jobs` <- `ami.ml` <- the project modules.
+"""Dependencies point one way: `ami.main` <- `ami.jobs` <- `ami.ml` <- the project modules;
+the development tooling (`ami_lab`) may import the product, never the reverse.
 
-The check parses every module under `ami/` (no import is executed), builds the import graph
-and fails on an import against the layer order, on any import cycle, and on a product module
-that imports the development tooling. An edge is an `import`/`from ... import` anywhere in a
-module (function-local ones too) and a dotted path given to `import_string`, `send_task`,
+The check parses every module under `ami/` and `ami_lab/` (no import is executed), builds the
+import graph and fails on an import against the layer order, on any import cycle, and on a
+product module that imports the tooling. An edge is an `import`/`from ... import` anywhere in
+a module (function-local ones too) and a dotted path given to `import_string`, `send_task`,
 `signature` or as a Celery beat `"task"`: those load code by name just as an import does.
 """
 
@@ -11,28 +12,27 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import ami
+from django.conf import settings
 
-SOURCE = Path(ami.__file__).parent
+import ami
+import ami_lab
 
 
 @dataclass(frozen=True)
 class Layout:
-    """What may import what in one package."""
+    """What may import what."""
 
-    package: str
+    roots: dict[str, Path]  # top-level package -> its folder
     layers: tuple[str, ...]  # product packages, bottom first: each may import only lower ones
-    project: frozenset[str]  # modules above every layer (settings, URLs, entry points)
+    project: frozenset[str]  # product modules above every layer (settings, URLs, entry points)
     tooling: tuple[str, ...]  # development tooling packages: no product module imports them
-    tooling_allowance: frozenset[str] = field(default_factory=frozenset)  # modules or prefixes
-    cycle_allowance: frozenset[frozenset[str]] = field(default_factory=frozenset)
 
 
 AMI = Layout(
-    package="ami",
+    roots={"ami": Path(ami.__file__).parent, "ami_lab": Path(ami_lab.__file__).parent},
     layers=("ami.main", "ami.jobs", "ami.ml"),
     project=frozenset(
         {
@@ -45,32 +45,9 @@ AMI = Layout(
             "ami.wsgi",
             "ami.cli",
             "ami.__main__",
-            "ami.bench",  # `ami bench`, part of the command
-            "ami.demo",  # `ami demo`, part of the command
         }
     ),
-    tooling=("ami.services", "ami.loadtest"),
-    # Pure tooling that still lives inside a product package: it moves to the tooling
-    # package (issue 10 item 1). Until then it may import the tooling; nothing else may.
-    tooling_allowance=frozenset(
-        {
-            "ami.ml.stack",
-            "ami.ml.supervisor",
-            "ami.ml.demo_setup",
-            "ami.ml.management.commands.run_demo",
-            "ami.ml.management.commands.bench_results",
-            "ami.ml.management.commands.demo_images",
-            "ami.jobs.api.bench",
-            "ami.jobs.api.live_server",
-            "ami.jobs.logging.bench",  # and everything under it
-        }
-    ),
-    # The log benchmark's entry point sets Django up, then imports the measuring module,
-    # which imports the entry point's helpers back. Tooling: it moves to the tooling
-    # package (issue 10 item 1), where the entry point gets a module of its own.
-    cycle_allowance=frozenset(
-        {frozenset({"ami.jobs.logging.bench.runner", "ami.jobs.logging.bench.measure"})}
-    ),
+    tooling=("ami_lab",),
 )
 
 BY_NAME_CALLS = {"import_string", "send_task", "signature"}
@@ -155,9 +132,13 @@ def referenced_names(tree: ast.Module, module: str, is_package: bool) -> list[tu
     return [(name, line) for name, line in found if DOTTED.fullmatch(name)]
 
 
-def import_graph(root: Path, package: str) -> list[Edge]:
-    """Every edge between two modules of the package (an import of oneself is no edge)."""
-    modules = module_names(root, package)
+def import_graph(roots: dict[str, Path]) -> list[Edge]:
+    """Every edge between two modules of the packages (an import of oneself is no edge)."""
+    modules = {
+        name: path
+        for package, root in roots.items()
+        for name, path in module_names(root, package).items()
+    }
     edges = set()
     for module, path in modules.items():
         tree = ast.parse(path.read_text(), filename=str(path))
@@ -180,32 +161,32 @@ def layer_of(module: str, layout: Layout) -> int | None:
     return None
 
 
+def is_tooling(module: str, layout: Layout) -> bool:
+    return any(_within(module, tool) for tool in layout.tooling)
+
+
 def layer_violations(edges: list[Edge], layout: Layout) -> list[str]:
     """Product modules importing upwards, the project modules or the tooling."""
     found = []
     for edge in edges:
+        if is_tooling(edge.source, layout):
+            continue  # the tooling may import any product module
+        if is_tooling(edge.target, layout):
+            found.append(f"{edge}: development tooling, which product code never imports")
+            continue
         source = layer_of(edge.source, layout)
         if source is None:
-            continue  # the project modules and the tooling may import any product module
+            continue  # the project modules may import any layer
         target = layer_of(edge.target, layout)
         if target is not None and target > source:
             found.append(f"{edge}: {layout.layers[source]} is below {layout.layers[target]}")
         elif edge.target in layout.project:
             found.append(f"{edge}: a project module, above every layer")
-        elif any(_within(edge.target, tool) for tool in layout.tooling) and not any(
-            _within(edge.source, allowed) for allowed in layout.tooling_allowance
-        ):
-            found.append(f"{edge}: development tooling, which product code never imports")
     return found
 
 
-def import_cycles(
-    edges: list[Edge], allowed: frozenset[frozenset[str]] = frozenset()
-) -> list[list[str]]:
-    """One cycle (first module repeated at its end) per strongly connected group of modules.
-
-    A group exactly equal to an `allowed` one is skipped; one module more and it is reported.
-    """
+def import_cycles(edges: list[Edge]) -> list[list[str]]:
+    """One cycle (first module repeated at its end) per strongly connected group of modules."""
     graph: dict[str, list[str]] = {}
     for edge in edges:
         graph.setdefault(edge.source, []).append(edge.target)
@@ -230,7 +211,7 @@ def import_cycles(
                 group.add(member)
                 if member == node:
                     break
-            if len(group) > 1 and frozenset(group) not in allowed:
+            if len(group) > 1:
                 groups.append(group)
 
     for node in sorted(graph):
@@ -255,86 +236,95 @@ def _cycle_in(group: set[str], graph: dict[str, list[str]]) -> list[str]:
     raise AssertionError(f"no cycle through {start}")
 
 
-def problems(root: Path, layout: Layout) -> list[str]:
-    edges = import_graph(root, layout.package)
-    cycles = [" -> ".join(cycle) for cycle in import_cycles(edges, layout.cycle_allowance)]
+def problems(layout: Layout) -> list[str]:
+    edges = import_graph(layout.roots)
+    cycles = [" -> ".join(cycle) for cycle in import_cycles(edges)]
     return layer_violations(edges, layout) + [f"import cycle: {cycle}" for cycle in cycles]
 
 
 def test_ami_imports_point_one_way():
-    assert problems(SOURCE, AMI) == []
+    assert problems(AMI) == []
+
+
+def test_production_settings_install_no_tooling():
+    apps = [*settings.INSTALLED_APPS, settings.ROOT_URLCONF, settings.ASGI_APPLICATION]
+    assert [app for app in apps if is_tooling(app, AMI)] == []
 
 
 def test_the_graph_sees_every_kind_of_import():
-    edges = {(edge.source, edge.target) for edge in import_graph(SOURCE, "ami")}
+    edges = {(edge.source, edge.target) for edge in import_graph(AMI.roots)}
+    assert ("ami_lab.loadtest.runner", "ami.jobs.models") in edges
     assert ("ami.jobs.api.views", "ami.jobs.lifecycle") in edges  # from ami.jobs import lifecycle
     assert ("ami.ml.api.processing", "ami.ml.tasks") in edges
     assert ("ami.jobs.logging.handler", "ami.jobs.logging.backends.legacy_json") in edges
     assert ("ami.settings", "ami.ml.tasks") in edges  # the beat schedule's task names
 
 
-def _package(root: Path, files: dict[str, str]) -> Path:
+def _layout(root: Path, files: dict[str, str]) -> Layout:
+    """Write a product package `pkg` and a tooling package `tools` under `root`."""
     for name, text in files.items():
-        path = root / "pkg" / name
+        path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    return root / "pkg"
+    return Layout(
+        roots={"pkg": root / "pkg", "tools": root / "tools"},
+        layers=("pkg.low", "pkg.mid", "pkg.top"),
+        project=frozenset({"pkg", "pkg.settings"}),
+        tooling=("tools",),
+    )
 
 
-SYNTHETIC = Layout(
-    package="pkg",
-    layers=("pkg.low", "pkg.mid", "pkg.top"),
-    project=frozenset({"pkg", "pkg.settings"}),
-    tooling=("pkg.tools",),
-    tooling_allowance=frozenset({"pkg.top.demo"}),
-)
-
-
-def test_the_check_passes_a_package_that_points_one_way(tmp_path):
-    root = _package(
+def test_the_check_passes_packages_that_point_one_way(tmp_path):
+    layout = _layout(
         tmp_path,
         {
-            "__init__.py": "",
-            "settings.py": "import pkg.top.tasks\n",
-            "tools/__init__.py": "from pkg.top import api\n",
-            "low/__init__.py": "",
-            "mid/__init__.py": "from pkg.low import models\n",
-            "low/models.py": "from . import helpers\n",
-            "low/helpers.py": "",
-            "top/__init__.py": "",
-            "top/api.py": "from pkg.mid import something\n",
-            "top/demo.py": "from pkg.tools import server\n",
-            "top/tasks.py": "",
+            "pkg/__init__.py": "",
+            "pkg/settings.py": "import pkg.top.tasks\n",
+            "pkg/low/__init__.py": "",
+            "pkg/mid/__init__.py": "from pkg.low import models\n",
+            "pkg/low/models.py": "from . import helpers\n",
+            "pkg/low/helpers.py": "",
+            "pkg/top/__init__.py": "",
+            "pkg/top/api.py": "from pkg.mid import something\n",
+            "pkg/top/tasks.py": "",
+            "tools/__init__.py": "from pkg.top import api\nfrom pkg import settings\n",
+            "tools/demo.py": "from tools import server\n",
+            "tools/server.py": "",
         },
     )
-    assert problems(root, SYNTHETIC) == []
+    assert problems(layout) == []
 
 
 def test_the_check_fails_on_each_kind_of_violation(tmp_path):
-    root = _package(
+    layout = _layout(
         tmp_path,
         {
-            "__init__.py": "",
-            "settings.py": "",
-            "tools/__init__.py": "",
-            "low/__init__.py": "",
-            "low/models.py": "def f():\n    from pkg.mid import lifecycle\n",
-            "mid/__init__.py": "",
-            "mid/lifecycle.py": (
+            "pkg/__init__.py": "",
+            "pkg/settings.py": "from tools.server import URL\n",
+            "pkg/low/__init__.py": "",
+            "pkg/low/models.py": "def f():\n    from pkg.mid import lifecycle\n",
+            "pkg/mid/__init__.py": "",
+            "pkg/mid/lifecycle.py": (
                 'RUN = "pkg.top.tasks.run"\n'
                 "def start():\n    current_app.send_task(RUN)\n"
                 "from pkg.low.models import f\n"
             ),
-            "mid/conf.py": "from pkg import settings\nimport pkg.tools\n",
-            "top/__init__.py": "",
-            "top/tasks.py": "from ..mid import lifecycle\n",
+            "pkg/mid/conf.py": "from pkg import settings\nimport_string('tools.server.Server')\n",
+            "pkg/top/__init__.py": "",
+            "pkg/top/tasks.py": "from ..mid import lifecycle\n",
+            "tools/__init__.py": "",
+            "tools/server.py": "from tools import runner\n",
+            "tools/runner.py": "from tools.server import URL\n",
         },
     )
-    assert problems(root, SYNTHETIC) == [
+    assert problems(layout) == [
         "pkg.low.models (line 2) imports pkg.mid.lifecycle: pkg.low is below pkg.mid",
         "pkg.mid.conf (line 1) imports pkg.settings: a project module, above every layer",
-        "pkg.mid.conf (line 2) imports pkg.tools: "
+        "pkg.mid.conf (line 2) imports tools.server: "
         "development tooling, which product code never imports",
         "pkg.mid.lifecycle (line 3) imports pkg.top.tasks: pkg.mid is below pkg.top",
+        "pkg.settings (line 1) imports tools.server: "
+        "development tooling, which product code never imports",
         "import cycle: pkg.low.models -> pkg.mid.lifecycle -> pkg.low.models",
+        "import cycle: tools.runner -> tools.server -> tools.runner",
     ]

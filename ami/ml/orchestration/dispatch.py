@@ -94,7 +94,7 @@ def publish(job_id: int, image_ids: list[int], *, fresh: bool) -> None:
         record_published(job_id, start + len(chunk))
 
 
-def run_job(job_id: int) -> None:
+def collect_and_publish(job_id: int) -> None:
     """Collect and publish a PENDING job; resume one whose publishing was interrupted.
 
     Transient errors (a killed connection, NATS down or reconnecting) propagate: the Celery

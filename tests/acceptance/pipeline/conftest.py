@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import socket
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,22 +12,10 @@ import redis
 from django.conf import settings as django_settings
 
 from ami.jobs.models import Job
-from ami.ml.demo_setup import ensure_images, ensure_pipeline, processing_token
-from ami.ml.supervisor import Supervisor, group_members
-from ami.services.base import free_port
-
-WAIT_LIMIT = 60.0  # seconds any wait in these tests may take before failing
-
-
-def wait_until(condition: Callable[[], object], what: str, limit: float = WAIT_LIMIT) -> object:
-    """Poll `condition` until it returns something truthy; fail the test after `limit`."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {limit}s waiting for {what}")
+from ami_lab.demo.setup import ensure_images, ensure_pipeline, processing_token
+from ami_lab.servers.base import free_port
+from ami_lab.supervisor import Supervisor, group_members
+from tests.support.polling import wait_until
 
 
 @dataclass

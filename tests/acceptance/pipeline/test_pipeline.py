@@ -16,9 +16,9 @@ from ami.jobs.locking import transition
 from ami.jobs.models import ImageTask, Job, JobStage
 from ami.jobs.states import JobStatus, StageKey, TaskState
 from ami.main.models import Detection
-from ami.ml.demo_setup import evaluate
 from ami.ml.orchestration import dispatch, nats
-from tests.acceptance.pipeline.conftest import wait_until
+from ami_lab.demo.setup import evaluate
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,7 +45,7 @@ def assert_exact(job: Job, images: int) -> None:
 def start_in_process(job: Job) -> None:
     """Start the job here (not in Celery), so its consumer gets this test's settings."""
     transition(job.pk, JobStatus.PENDING)
-    dispatch.run_job(job.pk)
+    dispatch.collect_and_publish(job.pk)
 
 
 def test_small_job_end_to_end(stack, demo_project):

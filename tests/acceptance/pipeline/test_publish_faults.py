@@ -12,8 +12,8 @@ import pytest
 from ami.jobs.lifecycle import create_job, start_job
 from ami.jobs.models import Job, JobStage
 from ami.jobs.states import JobStatus, StageKey
-from ami.services import SERVERS
-from tests.acceptance.pipeline.conftest import wait_until
+from ami_lab.servers import SERVERS
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

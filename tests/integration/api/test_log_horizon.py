@@ -18,10 +18,10 @@ import httpx
 import psycopg
 import pytest
 
-from ami.jobs.api.live_server import uvicorn_server
 from ami.jobs.locking import transition
 from ami.jobs.models import JobLog
 from ami.jobs.states import JobStatus
+from ami_lab.live_server import uvicorn_server
 from tests.asgi_server import database_url
 from tests.integration.api.conftest import add_lines
 from tests.integration.api.log_writers import INSERT, write_mixed_transactions

@@ -38,7 +38,7 @@ def make_result(image_id: int, reply_subject: str, boxes: int = 2, error: str | 
 def start(job: Job) -> Job:
     """Run the job's start the way the `jobs` Celery task does, in this process."""
     transition(job.pk, JobStatus.PENDING)
-    dispatch.run_job(job.pk)
+    dispatch.collect_and_publish(job.pk)
     job.refresh_from_db()
     return job
 

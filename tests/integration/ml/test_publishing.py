@@ -28,7 +28,7 @@ from ami.jobs.models import Job
 from ami.jobs.states import JobStatus
 from ami.ml.orchestration import dispatch, nats
 from ami.ml.tasks import TRANSIENT_ERRORS
-from ami.services import SERVERS
+from ami_lab.servers import SERVERS
 from tests.integration.ml.conftest import reserve_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,7 +41,7 @@ django.setup()
 from django.conf import settings
 settings.NATS_PUBLISH_CHUNK = int(sys.argv[2])
 from ami.ml.orchestration import dispatch
-dispatch.run_job(int(sys.argv[1]))
+dispatch.collect_and_publish(int(sys.argv[1]))
 """
 
 
@@ -69,7 +69,7 @@ def start_with_retries(job_id: int) -> None:
     deadline = time.monotonic() + RETRY_FOR
     while True:
         try:
-            dispatch.run_job(job_id)
+            dispatch.collect_and_publish(job_id)
             return
         except TRANSIENT_ERRORS:
             if time.monotonic() > deadline:
@@ -140,7 +140,7 @@ def test_nats_down_before_the_stream_exists(project, pipeline, many_images, fast
     port = nats_server.read_state().port
     nats_server.stop()
     with pytest.raises(TRANSIENT_ERRORS):
-        dispatch.run_job(job.pk)
+        dispatch.collect_and_publish(job.pk)
     nats_server.start(port=port)
     start_with_retries(job.pk)
     assert queued_images(job.pk) == image_ids(many_images)
@@ -156,7 +156,7 @@ def test_nats_stopped_after_some_chunks_resumes_after_the_last_confirmed_one(
 
     def first_attempt() -> None:
         try:
-            dispatch.run_job(job.pk)
+            dispatch.collect_and_publish(job.pk)
         except BaseException as exc:  # checked in the main thread below
             errors.append(exc)
         finally:
@@ -201,7 +201,7 @@ def test_start_killed_while_publishing_is_resumed_without_loss_or_duplicates(
             end_orphaned_backends(blocker)
     assert nats.consumer_state(job.pk).pending == published_before_kill
     assert dispatch.published_count(job.pk) == 0
-    dispatch.run_job(job.pk)  # Celery redelivers the start of a worker that was lost
+    dispatch.collect_and_publish(job.pk)  # Celery redelivers the start of a worker that was lost
     assert queued_images(job.pk) == image_ids(many_images)
     assert dispatch.is_published(job.pk)
     nats.delete_queue(job.pk)

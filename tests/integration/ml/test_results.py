@@ -162,9 +162,9 @@ def test_progress_snapshot_reads_status_and_counters(started_job, images):
 def test_start_resumes_after_a_crash_and_never_publishes_twice(project, pipeline, images):
     job = create_job(project, pipeline, "crashed while starting")
     transition(job.pk, JobStatus.STARTED)  # the worker died right after this
-    dispatch.run_job(job.pk)
+    dispatch.collect_and_publish(job.pk)
     assert nats.consumer_state(job.pk).pending == 5
-    dispatch.run_job(job.pk)  # a redelivered start of a published job does nothing
+    dispatch.collect_and_publish(job.pk)  # a redelivered start of a published job does nothing
     assert nats.consumer_state(job.pk).pending == 5
     assert ImageTask.objects.filter(job=job).count() == 5
     nats.delete_queue(job.pk)

@@ -4,6 +4,5 @@ BACKEND_ALIASES = {
     "sync": "ami.jobs.logging.backends.sync.SyncBackend",
     "buffered": "ami.jobs.logging.backends.buffered.BufferedBackend",
     "legacy_json": "ami.jobs.logging.backends.legacy_json.LegacyJsonBackend",
-    "in_transaction": "ami.jobs.logging.backends.in_transaction.InTransactionBackend",
     "memory": "ami.jobs.logging.backends.memory.MemoryBackend",
 }

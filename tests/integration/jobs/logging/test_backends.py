@@ -12,7 +12,7 @@ import time
 
 import pytest
 from celery import signals
-from django.db import connection, connections, transaction
+from django.db import connection, connections
 
 from ami.jobs.locking import lock_job
 from ami.jobs.logging.backends.background import BackgroundWriter
@@ -25,7 +25,7 @@ from tests.integration.jobs.logging.conftest import LOGS_DB, stored_messages
 
 pytestmark = LOGS_DB
 
-TABLE_BACKENDS = ["sync", "buffered", "in_transaction"]
+TABLE_BACKENDS = ["sync", "buffered"]
 
 
 def legacy_stdout(job: Job) -> list[str]:
@@ -48,15 +48,6 @@ def test_every_backend_stores_lines_in_order(name, job, use_backend):
         assert job.legacy_logs["stderr"] == ["it broke"]
     else:
         assert stored_messages(job.pk) == expected
-
-
-def test_in_transaction_backend_loses_the_line_with_the_rollback(job, use_backend):
-    """The failure signature the `in_transaction` backend exists to show (not for production)."""
-    use_backend("in_transaction")
-    with pytest.raises(RuntimeError), transaction.atomic():
-        job.logger.error("explains the rollback")
-        raise RuntimeError("boom")
-    assert stored_messages(job.pk) == []
 
 
 def test_legacy_json_keeps_the_newest_lines_up_to_its_cap(job, settings, use_backend):

@@ -6,8 +6,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from ami.jobs.logging.bench.runner import ProgressUpdater, run_writers
 from ami.jobs.models import JobLog
+from ami_lab.bench.logs.writers import ProgressUpdater, run_writers
 from tests.integration.jobs.logging.conftest import LOGS_DB
 
 pytestmark = [LOGS_DB, pytest.mark.slow]

@@ -1,0 +1,85 @@
+"""`ami bench logs`: raw COPY, each backend and the seed's emit, 8 writer processes each.
+
+Every mode runs on its own fresh job in the same database, one after the other. For each:
+lines emitted and stored, aggregate lines/s (all lines over the wall time from the first
+writer's start to the last writer's end, flush included), emit latency p50/p99/max, and the
+rate as a ratio of raw COPY's. Printed as a table; `--json PATH` writes the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandParser
+from rich.console import Console
+from rich.table import Table
+
+from ami_lab.bench.logs.measure import measure_mode
+from ami_lab.bench.logs.writers import BENCH_MODES, JSON_COLUMN_MODES, BackendFigures
+
+SETTLE_SECONDS = 0.5  # between modes, for autovacuum and the WAL writer
+
+
+def modes_list(value: str) -> list[str]:
+    modes = value.split(",")
+    unknown = set(modes) - set(BENCH_MODES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown mode(s): {', '.join(sorted(unknown))}")
+    return modes
+
+
+class Command(BaseCommand):
+    help = __doc__.splitlines()[0]
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--processes", type=int, default=8, help="writer processes per mode")
+        parser.add_argument("--lines", type=int, default=2000, help="lines per writer process")
+        parser.add_argument(
+            "--legacy-lines", type=int, default=100,
+            help="lines per writer for the JSON-column modes (their column keeps 1000 lines)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--modes",
+            type=modes_list,
+            default=list(BENCH_MODES),
+            help=f"subset of {','.join(BENCH_MODES)}",
+        )
+        parser.add_argument("--json", type=Path, help="also write the figures to this file")
+
+    def handle(self, *args: object, **options: object) -> None:
+        console = Console(width=max(Console().width, 120))
+        results: list[BackendFigures] = []
+        for mode in options["modes"]:
+            lines = options["legacy_lines"] if mode in JSON_COLUMN_MODES else options["lines"]
+            console.print(f"[bold]{mode}[/]: {options['processes']} x {lines} lines ...")
+            results.append(measure_mode(mode, options["processes"], lines))
+            time.sleep(SETTLE_SECONDS)
+        raw = next((r for r in results if r.mode == "raw_copy"), None)
+        for r in results:
+            r.ratio_to_raw_copy = round(r.lines_per_s / raw.lines_per_s, 3) if raw else None
+        render(results, console)
+        if options["json"]:
+            options["json"].write_text(json.dumps([asdict(r) for r in results], indent=2))
+            console.print(f"figures written to {options['json']}")
+
+
+def render(results: list[BackendFigures], console: Console) -> None:
+    writers = results[0].processes if results else 0
+    table = Table(title=f"Job log write backends ({writers} writer processes, one job)")
+    for column in ("mode", "emitted", "stored", "seconds", "lines/s", "x raw COPY",
+                   "p50 ms", "p99 ms", "max ms"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "mode" else "right")
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:g}"
+
+    for r in results:
+        table.add_row(
+            r.mode, str(r.emitted), str(r.stored), cell(r.seconds), cell(r.lines_per_s),
+            cell(r.ratio_to_raw_copy), cell(r.p50_ms), cell(r.p99_ms), cell(r.max_ms),
+        )  # fmt: skip
+    console.print(table)

@@ -1,0 +1,103 @@
+"""One writer process: `python -m ami_lab.bench.logs.writer --job 7 --mode sync ...`.
+
+Prints "ready" once set up, waits for a line on stdin, writes its lines, flushes, and prints
+one JSON object: start and end (epoch seconds) and every emit's latency in microseconds.
+Each line's context carries `writer` and `seq`, so a test can check order and completeness.
+Modes: a backend name (through the real `job.logger`), `seed` (the upstream emit) and
+`raw_copy` (COPY in batches, no logging machinery: the baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import django
+
+from ami_lab.upstream import backend_setting
+
+RAW_COPY_BATCH = 1000  # lines per COPY in the baseline
+SEED_MODE, RAW_COPY_MODE = "seed", "raw_copy"
+
+
+def message(tag: int, seq: int) -> str:
+    return f"writer {tag} line {seq}: saved results for image {seq}, 3 detections, 2 labels"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--job", type=int, required=True)
+    parser.add_argument("--mode", required=True)
+    parser.add_argument("--lines", type=int, required=True)
+    parser.add_argument("--tag", type=int, required=True)
+    args = parser.parse_args(argv)
+    if args.mode not in (SEED_MODE, RAW_COPY_MODE):
+        os.environ["JOB_LOG_BACKEND"] = backend_setting(args.mode)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ami.settings")
+    django.setup()
+    emit, finish = make_emitter(args.mode, args.job, args.tag, args.lines)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    latencies, start = [], time.time()
+    for seq in range(args.lines):
+        began = time.perf_counter_ns()
+        emit(seq)
+        latencies.append((time.perf_counter_ns() - began) // 1000)
+    finish()
+    result = {"tag": args.tag, "start": start, "end": time.time(), "latencies_us": latencies}
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def make_emitter(
+    mode: str, job_id: int, tag: int, lines: int
+) -> tuple[Callable[[int], None], Callable[[], None]]:
+    """Return (emit one line by sequence number, finish) for a mode."""
+    # Imported after django.setup(): these modules load models.
+    from ami.jobs.logging import JOB_LOGGER_NAME, job_logger
+    from ami.jobs.logging.handler import flush_job_logs
+    from ami.jobs.models import Job
+
+    # Measure the storage path, not the console: the echo is the same for every mode.
+    logging.getLogger(JOB_LOGGER_NAME).propagate = False
+    logging.getLogger("ami.jobs.seed").propagate = False
+    if mode == RAW_COPY_MODE:
+        return _raw_copy_emitter(job_id, tag, lines)
+    if mode == SEED_MODE:
+        from ami_lab.upstream.seed_emit import seed_job_logger
+
+        logger = seed_job_logger(Job.objects.get(pk=job_id))
+        return (lambda seq: logger.info(message(tag, seq))), (lambda: None)
+    adapter = job_logger(job_id)
+
+    def emit(seq: int) -> None:
+        adapter.info(message(tag, seq), extra={"writer": tag, "seq": seq})
+
+    return emit, (lambda: flush_job_logs(120.0) and None)
+
+
+def _raw_copy_emitter(
+    job_id: int, tag: int, lines: int
+) -> tuple[Callable[[int], None], Callable[[], None]]:
+    from ami.jobs.logging.backends.buffered import copy_rows
+    from ami.jobs.logging.rows import LogRow
+
+    pending: list[LogRow] = []
+
+    def emit(seq: int) -> None:
+        ctx = {"writer": tag, "seq": seq}
+        pending.append(LogRow(job_id, logging.INFO, message(tag, seq), ctx))
+        if len(pending) >= RAW_COPY_BATCH or seq == lines - 1:
+            copy_rows(pending)
+            pending.clear()
+
+    return emit, (lambda: None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

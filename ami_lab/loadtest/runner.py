@@ -1,0 +1,391 @@
+"""Run one real job per log write mode, with the same load and faults, and measure it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Count
+from rich.console import Console
+
+from ami.jobs.lifecycle import cancel_job, create_job, start_job
+from ami.jobs.models import ImageTask, Job, JobLog
+from ami.jobs.progress import read_progress
+from ami.jobs.states import StageKey, TaskState
+from ami.main.models import Detection, Project, SourceImage
+from ami.ml.models import Pipeline
+from ami_lab.demo.setup import ensure_images, ensure_pipeline, processing_token
+from ami_lab.loadtest import error_lines
+from ami_lab.loadtest.config import (
+    LEGACY_MODES,
+    WORKER_APP_NAME,
+    WORKER_CONNECTIONS,
+    FaultOptions,
+    LoadConfig,
+)
+from ami_lab.loadtest.expected import expected_detections
+from ami_lab.loadtest.faults import (
+    ConnectionTerminator,
+    FaultPlan,
+    IdleInTransactionTimeout,
+    JobLockHolder,
+    NatsRestarter,
+    SoftTimeLimit,
+    WorkerKiller,
+)
+from ami_lab.loadtest.ledger import (
+    HOSTILE_EVERY_ENV,
+    LEDGER_ENV,
+    emitted_lines,
+    stored_ids,
+    task_records,
+)
+from ami_lab.loadtest.lock_sampler import LockSampler, LockWaitStats
+from ami_lab.loadtest.phase_faults import PhaseFault, Targets
+from ami_lab.loadtest.phases import ORDER, PhaseWatcher
+from ami_lab.loadtest.report import ModeOutcome
+from ami_lab.servers import SERVERS
+from ami_lab.servers.base import free_port
+from ami_lab.stack import (
+    ProcessingWorkerOptions,
+    StackOptions,
+    start_processing_workers,
+    start_stack,
+)
+from ami_lab.supervisor import Supervisor
+from ami_lab.upstream import backend_setting
+from ami_lab.worker.model import DETECTOR_KEY
+
+logger = logging.getLogger(__name__)
+
+POLL_INTERVAL = 0.5  # seconds
+NATS_ACK_WAIT = 15.0  # seconds
+# A lost line counts as "in flight at SIGKILL" if its process was killed within the buffered
+# backend's flush interval plus this margin after emitting it (for sync: within the margin,
+# i.e. the call had not returned).
+KILL_MARGIN = 1.0  # seconds
+CELERY_READY_TIMEOUT = 120.0  # seconds for the Celery workers to report "ready."
+
+
+def run_all(config: LoadConfig, out_dir: Path, console: Console) -> list[ModeOutcome]:
+    """Run every mode of `config` one after another on the same images."""
+    with console.status("Preparing images and pipeline..."):
+        project = ensure_images(config.images)
+        pipeline = ensure_pipeline()
+        token = processing_token("loadtest workers")
+    results = []
+    for mode in config.modes:
+        console.rule(f"mode: {mode}")
+        results.append(run_mode(mode, config, project, pipeline, token, out_dir / mode, console))
+    return results
+
+
+def run_mode(
+    mode: str,
+    config: LoadConfig,
+    project: Project,
+    pipeline: Pipeline,
+    token: str,
+    out_dir: Path,
+    console: Console,
+) -> ModeOutcome:
+    job = create_job(project, pipeline, f"loadtest {mode}", {"limit": config.images})
+    ledger_dir = out_dir / "ledger"
+    ledger_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    supervisor = Supervisor(out_dir / "logs", {})
+    plan = build_faults(config.faults, lambda: _pid_of(supervisor, "celery-results"))
+    phase_faults = build_phase_faults(config, supervisor)
+    plan.faults.extend(phase_faults)
+    supervisor.env = {**_worker_env(mode, config, ledger_dir), **plan.env()}
+    sampler = LockSampler(settings.DATABASE_URL)
+    watcher = PhaseWatcher(settings.DATABASE_URL, settings.NATS_URL, job.pk)
+    started = time.monotonic()
+    try:
+        plan.before_workers()
+        start_stack(
+            supervisor,
+            StackOptions(
+                port=port,
+                results_concurrency=config.results_concurrency,
+                celery_app="ami_lab.loadtest.worker_app",
+                beat=False,
+                web_app_name="ami-lt-web",  # faults aim at the Celery workers' connections
+            ),
+        )
+        wait_for_celery_ready(supervisor, CELERY_READY_TIMEOUT)
+        sampler.start()
+        watcher.start()
+        watcher.wait_first_sample()
+        started = time.monotonic()
+        open_phase_faults(phase_faults, "before", job.pk, watcher)
+        start_job(job.pk)  # waits while a start fault holds the job row
+        for fault in phase_faults:
+            if fault.arm_point == "phase":
+                fault.open(job.pk, watcher)
+        start_processing_workers(
+            supervisor,
+            port,
+            config.processing_workers,
+            ProcessingWorkerOptions(
+                token, job.pk, config.worker_concurrency, config.batch, config.inference_delay
+            ),
+        )
+        plan.start(job.pk)
+        wait_until_final(job, config.timeout, console)
+    finally:
+        wall = time.monotonic() - started
+        plan.stop()
+        watcher.stop()
+        supervisor.stop([c.name for c in supervisor.children if c.name.startswith("worker")])
+        supervisor.stop()  # SIGTERM: Celery's warm shutdown flushes buffered log lines
+        locks = sampler.stop()
+    job.refresh_from_db()
+    stuck = ""
+    if not job.is_final:
+        stuck = _describe_stuck(job.pk, config.timeout)
+        cancel_job(job.pk)
+        job.refresh_from_db()
+    result = measure(mode, job, config, out_dir, ledger_dir, plan, locks, wall)
+    result.stuck = stuck
+    result.phase_faults = [phase_fault_outcome(fault, watcher) for fault in phase_faults]
+    result.phases_seen = sorted(watcher.timeline.first_seen(), key=lambda p: ORDER[p])
+    return result
+
+
+def _describe_stuck(job_id: int, timeout: float) -> str:
+    progress = read_progress(job_id)
+    stage = progress.process
+    return (
+        f"job still {progress.status} after the {timeout:.0f} s timeout"
+        f" (process stage {stage.status}, {stage.done}/{stage.total} done); cancelled it"
+    )
+
+
+def wait_for_celery_ready(supervisor: Supervisor, timeout: float) -> None:
+    """Wait until every Celery worker logged "ready.", so faults meet a running pool."""
+    deadline = time.monotonic() + timeout
+    workers = [c for c in supervisor.children if c.name.startswith("celery-")]
+    while time.monotonic() < deadline:
+        if all(" ready." in c.log_path.read_text(errors="replace") for c in workers):
+            return
+        time.sleep(POLL_INTERVAL)
+    logger.warning("Celery workers not ready after %.0f s; starting the job anyway", timeout)
+
+
+def build_phase_faults(config: LoadConfig, supervisor: Supervisor) -> list[PhaseFault]:
+    targets = Targets(
+        database_url=settings.DATABASE_URL,
+        worker_connections=WORKER_CONNECTIONS,
+        jobs_worker_pid=lambda: _pid_of(supervisor, "celery-jobs"),
+        results_worker_pid=lambda: _pid_of(supervisor, "celery-results"),
+    )
+    if any(spec.kind == "nats_down" for spec in config.phase_faults) and not _nats_is_embedded():
+        raise RuntimeError("nats_down faults need the embedded NATS server (NATS_URL is set)")
+    return [PhaseFault(spec, targets) for spec in config.phase_faults]
+
+
+def open_phase_faults(
+    faults: list[PhaseFault], arm_point: str, job_id: int, watcher: PhaseWatcher
+) -> None:
+    """Open the windows armed at `arm_point` and wait until they are open."""
+    armed = [fault for fault in faults if fault.arm_point == arm_point]
+    for earlier, later in zip(armed, armed[1:], strict=False):
+        later.after = earlier  # faults come in phase order
+    for fault in armed:
+        fault.open(job_id, watcher)
+    for fault in armed:
+        fault.wait_opened()
+
+
+def phase_fault_outcome(fault: PhaseFault, watcher: PhaseWatcher) -> dict:
+    """What one phase fault did: its window and whether it covered its phase."""
+    window = fault.window
+    covered = window is not None and watcher.timeline.covered(fault.spec.phase, *window)
+    return {
+        "fault": fault.spec.label(),
+        "opened": window is not None,
+        "reached": watcher.timeline.reached(fault.spec.phase),
+        "covered": covered,
+        "seconds": round(window[1] - window[0], 2) if window else 0.0,
+    }
+
+
+def build_faults(options: FaultOptions, results_worker_pid) -> FaultPlan:
+    url = settings.DATABASE_URL
+    faults = []
+    if options.idle_in_transaction_timeout:
+        faults.append(IdleInTransactionTimeout(url, options.idle_in_transaction_timeout))
+    if options.soft_time_limit:
+        faults.append(SoftTimeLimit(options.soft_time_limit))
+    if options.terminate_connections_every:
+        faults.append(
+            ConnectionTerminator(url, options.terminate_connections_every, WORKER_CONNECTIONS)
+        )
+    if options.kill_workers:
+        faults.append(
+            WorkerKiller(results_worker_pid, options.kill_workers, interval=3.0, database_url=url)
+        )
+    if options.restart_nats and _nats_is_embedded():
+        faults.append(NatsRestarter(interval=3.0))
+    elif options.restart_nats:
+        logger.warning("--restart-nats needs the embedded NATS server (NATS_URL is external)")
+    if options.hold_job_lock:
+        faults.append(JobLockHolder(url, options.hold_job_lock))
+    return FaultPlan(faults)
+
+
+def _nats_is_embedded() -> bool:
+    state = SERVERS["nats"].read_state()
+    return state is not None and state.url == settings.NATS_URL
+
+
+def wait_until_final(job: Job, timeout: float, console: Console) -> None:
+    deadline = time.monotonic() + timeout
+    with console.status("") as status:
+        while time.monotonic() < deadline:
+            progress = read_progress(job.pk)
+            status.update(
+                f"job {job.pk} {progress.status}: {progress.process.done}/{progress.process.total}"
+            )
+            if progress.is_final:
+                return
+            time.sleep(POLL_INTERVAL)
+    console.print(f"[red]job {job.pk} not final after {timeout:.0f}s[/red]")
+
+
+def measure(
+    mode: str,
+    job: Job,
+    config: LoadConfig,
+    out_dir: Path,
+    ledger_dir: Path,
+    plan: FaultPlan,
+    locks: LockWaitStats,
+    wall: float,
+) -> ModeOutcome:
+    result = ModeOutcome(mode=mode, status=job.status, failure_reason=job.failure_reason)
+    result.wall_seconds = wall
+    _count_images(result, job)
+    result.results_per_second = (result.images_processed + result.images_failed) / wall
+    _count_tasks(result, ledger_dir)
+    _count_lines(result, mode, job, ledger_dir, plan, config.buffer_interval)
+    errors = error_lines.parse(_log_lines(out_dir / "logs"))
+    result.error_lines = error_lines.by_kind(errors)
+    result.fault_events = len(plan.events)
+    result.most_error_lines_per_fault = error_lines.most_per_fault(
+        [e for e in errors if e.kind not in error_lines.FAULT_REPORTS], plan.events
+    )
+    result.lock_wait_samples = locks.samples_waiting
+    result.lock_max_waiters = locks.max_waiters
+    result.lock_waiter_seconds = locks.waiter_seconds
+    return result
+
+
+def _count_images(result: ModeOutcome, job: Job) -> None:
+    progress = read_progress(job.pk)
+    collect, stage = progress.stages[StageKey.COLLECT], progress.process
+    states = dict(ImageTask.objects.filter(job=job).values_list("state").annotate(n=Count("id")))
+    result.images_total = stage.total
+    result.images_processed = stage.processed
+    result.images_failed = stage.failed
+    image_ids = ImageTask.objects.filter(job=job).values("source_image_id")
+    detections = Detection.objects.filter(
+        source_image_id__in=image_ids, algorithm__key=DETECTOR_KEY
+    ).count()
+    images = SourceImage.objects.filter(pk__in=image_ids).order_by("pk")
+    result.detections_expected = expected_detections(tuple(images.values_list("path", flat=True)))
+    result.detections_saved = detections
+    checks = {
+        "job did not succeed": job.status != "SUCCESS",
+        "collect total != images": collect.total != stage.total,
+        "processed + failed != total": stage.processed + stage.failed != stage.total,
+        "images failed (every image can be processed)": stage.failed != 0,
+        "stage progress != done / total": not _progress_exact(stage),
+        "DONE tasks != processed": states.get(TaskState.DONE, 0) != stage.processed,
+        "FAILED tasks != failed": states.get(TaskState.FAILED, 0) != stage.failed,
+        "tasks still PENDING": states.get(TaskState.PENDING, 0) != 0,
+        # Rows of earlier runs on the same images count too: compare only once all are done.
+        "detections counted != rows": stage.processed == stage.total
+        and stage.detections != detections,
+        "detections saved != expected (the model rerun here)": detections
+        != result.detections_expected,
+    }
+    result.counter_problems = [name for name, bad in checks.items() if bad]
+    result.counters_exact = not result.counter_problems
+
+
+def _progress_exact(stage) -> bool:
+    expected = (stage.processed + stage.failed) / stage.total if stage.total else 1.0
+    return abs(stage.progress - expected) < 1e-9
+
+
+def _count_tasks(result: ModeOutcome, ledger_dir: Path) -> None:
+    runs = task_records(ledger_dir)
+    durations = sorted(seconds * 1000 for _, seconds, _ in runs)
+    result.task_runs = len(runs)
+    result.task_failures = sum(1 for _, _, outcome in runs if outcome != "SUCCESS")
+    if len(durations) >= 2:
+        cuts = statistics.quantiles(durations, n=100, method="inclusive")
+        result.task_p50_ms, result.task_p99_ms = cuts[49], cuts[98]
+
+
+def _count_lines(
+    result: ModeOutcome, mode: str, job: Job, ledger_dir: Path, plan: FaultPlan, interval: float
+) -> None:
+    emitted = emitted_lines(ledger_dir)
+    if mode == "legacy_json":
+        job.refresh_from_db(fields=["legacy_logs"])
+        messages = [*job.legacy_logs.get("stdout", []), *job.legacy_logs.get("stderr", [])]
+    else:
+        messages = JobLog.objects.filter(job=job).values_list("message", flat=True).iterator()
+    stored = stored_ids(messages)
+    lost = [line for line in emitted if line.line_id not in stored]
+    result.lines_emitted = len(emitted)
+    result.lines_stored = sum(1 for line in emitted if line.line_id in stored)
+    result.lines_lost = len(lost)
+    result.lines_lost_hostile = sum(1 for line in lost if line.hostile)
+    result.lines_duplicated = sum(count - 1 for count in stored.values() if count > 1)
+    kills = {
+        int(event.detail.split()[1]): event.at
+        for event in plan.events
+        if event.detail.startswith("pid ")  # kill_workers and the phase faults' sigkill
+    }
+    result.lines_lost_at_sigkill = sum(
+        1
+        for line in lost
+        if line.pid in kills and 0 <= kills[line.pid] - line.at <= interval + KILL_MARGIN
+    )
+
+
+def _log_lines(logs_dir: Path) -> list[str]:
+    lines: list[str] = []
+    for path in sorted(logs_dir.glob("*.log")):
+        lines.extend(path.read_text(errors="replace").splitlines())
+    return lines
+
+
+def _pid_of(supervisor: Supervisor, name: str) -> int:
+    return next(child.pgid for child in supervisor.children if child.name == name)
+
+
+def _worker_env(mode: str, config: LoadConfig, ledger_dir: Path) -> dict[str, str]:
+    # The legacy modes run as upstream did: no lock_timeout on the log writes.
+    lock_timeout = {"AMI_LOG_DB_LOCK_TIMEOUT_MS": "0"} if mode in LEGACY_MODES else {}
+    return lock_timeout | {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "JOB_LOG_BACKEND": backend_setting(mode),
+        "JOB_LOG_DUAL_WRITE": "false",
+        "JOB_LOG_BUFFER_INTERVAL": str(config.buffer_interval),
+        "AMI_APP_NAME": WORKER_APP_NAME,
+        # A task failed by a fault leaves its NATS message unacked: redeliver it soon.
+        "AMI_NATS_ACK_WAIT": str(NATS_ACK_WAIT),
+        "AMI_NATS_REQUEST_TIMEOUT": str(config.nats_request_timeout),
+        LEDGER_ENV: str(ledger_dir),
+        HOSTILE_EVERY_ENV: str(config.hostile_every),
+    }

@@ -1,0 +1,98 @@
+"""Embedded PostgreSQL, NATS and Redis for development and tests.
+
+A server whose URL variable (`DATABASE_URL`, `NATS_URL`, `REDIS_URL`) is set is external:
+it is used as given and no embedded one starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ami_lab.servers.base import EmbeddedServer, ServiceError
+from ami_lab.servers.nats import NatsServer
+from ami_lab.servers.postgres import PostgresServer
+from ami_lab.servers.redis import RedisServer
+
+__all__ = ["ServiceError", "ServiceStatus", "SERVERS", "up", "down", "status", "urls"]
+
+SERVERS: dict[str, EmbeddedServer] = {
+    server.name: server for server in (PostgresServer(), NatsServer(), RedisServer())
+}
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    env_var: str
+    url: str | None
+    external: bool
+    healthy: bool
+    pid: int | None = None
+
+
+def _external_url(server: EmbeddedServer) -> str | None:
+    return os.environ.get(server.env_var) or None
+
+
+def up() -> list[str]:
+    """Start every embedded server that is not external; return the names started or reused."""
+    started = []
+    for server in SERVERS.values():
+        if _external_url(server) is None:
+            server.start()
+            started.append(server.name)
+    return started
+
+
+def down(*, purge: bool = False) -> list[str]:
+    """Stop every embedded server; return the names that were running.
+
+    `purge` also deletes their data, wherever it lives (see `ami_lab.servers.postgres`).
+    """
+    return [
+        server.name for server in SERVERS.values() if (server.purge() if purge else server.stop())
+    ]
+
+
+def status() -> list[ServiceStatus]:
+    """Report each server: where it is and whether a real connection succeeds."""
+    report = []
+    for server in SERVERS.values():
+        external = _external_url(server)
+        if external:
+            try:
+                server.ping(external)
+                healthy = True
+            except Exception:  # any connection failure means unhealthy
+                healthy = False
+            report.append(ServiceStatus(server.name, server.env_var, external, True, healthy))
+            continue
+        state = server.read_state()
+        report.append(
+            ServiceStatus(
+                server.name,
+                server.env_var,
+                state.url if state else None,
+                False,
+                server.healthy(),
+                state.pid if state else None,
+            )
+        )
+    return report
+
+
+def urls() -> dict[str, str]:
+    """Map each URL variable to its URL: the environment's, else the embedded server's state.
+
+    Reads files only; starts nothing. A variable is missing when neither exists.
+    """
+    found = {}
+    for server in SERVERS.values():
+        url = _external_url(server)
+        if url is None:
+            state = server.read_state()
+            url = state.url if state else None
+        if url:
+            found[server.env_var] = url
+    return found

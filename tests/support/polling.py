@@ -1,0 +1,21 @@
+"""Waiting in tests: poll a condition with a deadline, never a bare sleep."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+WAIT_LIMIT = 60.0  # seconds any wait in these tests may take before failing
+
+
+def wait_until(condition: Callable[[], object], what: str, limit: float = WAIT_LIMIT) -> object:
+    """Poll `condition` until it returns something truthy; fail the test after `limit`."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {limit}s waiting for {what}")
