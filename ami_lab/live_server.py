@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
+from ami_lab.processes import WaitTimeout, free_port, poll_until, web_command
+
 STARTUP_TIMEOUT = 30.0  # seconds
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -27,10 +20,8 @@ def uvicorn_server(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, i
     port = free_port()
     # A test process may allow sync ORM calls beside its own event loop; the server must not.
     env = {name: value for name, value in env.items() if name != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    command = [sys.executable, "-m", "uvicorn", "ami.asgi:application"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(web_command(port), env=env, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(process, base, log_path)
@@ -45,13 +36,17 @@ def uvicorn_server(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, i
 
 
 def _wait_ready(process: subprocess.Popen, base: str, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"uvicorn exited:\n{log_path.read_text()}")
+    def answers() -> bool:
         try:
             httpx.get(f"{base}/api/", timeout=1.0)
-            return
         except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"uvicorn did not answer within {STARTUP_TIMEOUT}s:\n{log_path.read_text()}")
+            return False
+        return True
+
+    def exited() -> str | None:
+        return "uvicorn exited" if process.poll() is not None else None
+
+    try:
+        poll_until(answers, timeout=STARTUP_TIMEOUT, what="uvicorn", interval=0.1, give_up=exited)
+    except WaitTimeout as exc:
+        raise RuntimeError(f"{exc}:\n{log_path.read_text()}") from exc

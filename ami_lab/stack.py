@@ -5,11 +5,17 @@ Used by `ami demo` and `ami loadtest`, under a `Supervisor` that stops every pro
 
 from __future__ import annotations
 
-import socket
 import sys
-import time
 from dataclasses import dataclass
 
+from ami_lab.processes import (
+    WaitTimeout,
+    celery_beat_command,
+    celery_worker_command,
+    poll_until,
+    port_answers,
+    web_command,
+)
 from ami_lab.supervisor import Child, Supervisor
 
 WEB_READY_TIMEOUT = 60.0  # seconds
@@ -40,25 +46,18 @@ class ProcessingWorkerOptions:
 
 def start_stack(supervisor: Supervisor, options: StackOptions) -> list[Child]:
     """Start web, both Celery queues' workers and (optionally) beat; wait for the web port."""
-    python = sys.executable
-    celery = [python, "-m", "celery", "-A", options.celery_app]
-    quiet = ["--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"]
+    app, port = options.celery_app, options.port
     commands = {
-        "web": [
-            python, "-m", "uvicorn", "ami.asgi:application",
-            "--host", "127.0.0.1", "--port", str(options.port), "--no-access-log",
-        ],
-        "celery-results": [
-            *celery, "worker", "-Q", "ml_results", "-c", str(options.results_concurrency),
-            "-n", f"results-{options.port}@%h", *quiet,
-        ],
-        "celery-jobs": [
-            *celery, "worker", "-Q", "jobs", "-c", "1", "-n", f"jobs-{options.port}@%h", *quiet,
-        ],
-    }  # fmt: skip
+        "web": web_command(port),
+        "celery-results": celery_worker_command(
+            "ml_results", options.results_concurrency, f"results-{port}", app=app
+        ),
+        "celery-jobs": celery_worker_command("jobs", 1, f"jobs-{port}", app=app),
+    }
     if options.beat:
-        schedule = ["-s", options.beat_schedule_file] if options.beat_schedule_file else []
-        commands["celery-beat"] = [*celery, "beat", *schedule, "--loglevel", "INFO"]
+        commands["celery-beat"] = celery_beat_command(
+            app=app, schedule_file=options.beat_schedule_file
+        )
     web_env = {"AMI_APP_NAME": options.web_app_name} if options.web_app_name else None
     children = [
         supervisor.start(name, argv, env=web_env if name == "web" else None)
@@ -83,13 +82,16 @@ def start_processing_workers(
 
 
 def wait_for_port(supervisor: Supervisor, port: int, timeout: float = WEB_READY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if supervisor.exited():
-            raise StackError(f"{supervisor.exited()[0].name} exited at start; see its log")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise StackError(f"web server not answering on port {port} after {timeout}s")
+    def child_died() -> str | None:
+        dead = supervisor.exited()
+        return f"{dead[0].name} exited at start; see its log" if dead else None
+
+    try:
+        poll_until(
+            lambda: port_answers(port),
+            timeout=timeout,
+            what=f"the web server on port {port}",
+            give_up=child_died,
+        )
+    except WaitTimeout as exc:
+        raise StackError(str(exc)) from exc

@@ -9,8 +9,6 @@ between the first and the last committed result (worker start-up is not counted)
 from __future__ import annotations
 
 import os
-import sys
-import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -25,11 +23,11 @@ from ami.ml.orchestration import dispatch, nats
 from ami.ml.tasks import process_nats_pipeline_result
 from ami_lab.demo import data as demo_data
 from ami_lab.demo.setup import demo_folder, ensure_images, ensure_pipeline
+from ami_lab.jobs import wait_for_job_end
+from ami_lab.processes import WaitTimeout, celery_worker_command
 from ami_lab.servers.paths import run_dir
 from ami_lab.supervisor import Supervisor
 from ami_lab.worker.model import CLASSIFIER_KEY, DETECTOR_KEY
-
-POLL_INTERVAL = 0.2  # seconds
 
 
 class Command(BaseCommand):
@@ -49,12 +47,19 @@ class Command(BaseCommand):
         dispatch.collect_and_publish(job.pk)
         results = build_results(job.pk)
         with Supervisor(run_dir() / "bench", {**os.environ, "PYTHONUNBUFFERED": "1"}) as sup:
-            sup.start("celery-results", celery_argv(concurrency))
+            worker = celery_worker_command(
+                "ml_results", concurrency, f"bench-{os.getpid()}", loglevel="WARNING"
+            )
+            sup.start("celery-results", worker)
             for result in results:
                 process_nats_pipeline_result.apply_async(
                     args=[job.pk, result, result["reply_subject"]]
                 )
-            wait_final(job, float(options["timeout"]))
+            try:
+                wait_for_job_end(job.pk, timeout=float(options["timeout"]))
+            except WaitTimeout as exc:
+                raise CommandError(str(exc)) from exc
+        job.refresh_from_db()
         self.report(job, concurrency)
 
     def report(self, job: Job, concurrency: int) -> None:
@@ -99,21 +104,3 @@ def build_results(job_id: int) -> list[dict]:
                 }
             )
     return results
-
-
-def celery_argv(concurrency: int) -> list[str]:
-    return [
-        sys.executable, "-m", "celery", "-A", "ami.celery", "worker", "-Q", "ml_results",
-        "-c", str(concurrency), "-n", f"bench-{os.getpid()}@%h", "--without-gossip",
-        "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING",
-    ]  # fmt: skip
-
-
-def wait_final(job: Job, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job.refresh_from_db(fields=["status"])
-        if job.is_final:
-            return
-        time.sleep(POLL_INTERVAL)
-    raise CommandError(f"job {job.pk} not finished after {timeout:.0f}s")

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from ami.jobs.lifecycle import cancel_job, create_job, start_job
 from ami.jobs.models import Job, JobLog, JobStage
-from ami.jobs.progress import read_progress
+from ami.jobs.progress import JobProgress
 from ami.jobs.states import StageKey
 from ami_lab.demo.setup import (
     Score,
@@ -30,7 +30,8 @@ from ami_lab.demo.setup import (
     evaluate,
     processing_token,
 )
-from ami_lab.servers.base import free_port
+from ami_lab.jobs import wait_for_job_end
+from ami_lab.processes import WaitTimeout, free_port
 from ami_lab.servers.paths import run_dir
 from ami_lab.stack import (
     ProcessingWorkerOptions,
@@ -41,7 +42,6 @@ from ami_lab.stack import (
 )
 from ami_lab.supervisor import Supervisor
 
-POLL_INTERVAL = 0.25  # seconds between progress reads
 DEMO_JOB_NAME = "Demo: {count} captures"
 
 
@@ -154,11 +154,10 @@ def follow(console: Console, supervisor: Supervisor, job: Job, timeout: float) -
         TextColumn("{task.percentage:>5.1f}%"),
         TimeElapsedColumn(),
     )
-    deadline = time.monotonic() + timeout
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(f"job {job.pk}", total=None)
-        while True:
-            snapshot = read_progress(job.pk)
+
+        def show(snapshot: JobProgress) -> None:
             stage = snapshot.process
             progress.update(
                 bar,
@@ -169,14 +168,16 @@ def follow(console: Console, supervisor: Supervisor, job: Job, timeout: float) -
                     f" {stage.failed} failed"
                 ),
             )
-            if snapshot.is_final:
-                return ""
+
+        def child_died() -> str | None:
             dead = [c.name for c in supervisor.exited()]
-            if dead:
-                return f"child process exited early: {', '.join(dead)}"
-            if time.monotonic() > deadline:
-                return f"timed out after {timeout:.0f}s"
-            time.sleep(POLL_INTERVAL)
+            return f"child process exited early: {', '.join(dead)}" if dead else None
+
+        try:
+            wait_for_job_end(job.pk, timeout=timeout, on_progress=show, give_up=child_died)
+        except WaitTimeout as exc:
+            return str(exc)
+    return ""
 
 
 def print_summary(console: Console, outcome: Outcome, port: int, score: Score) -> None:

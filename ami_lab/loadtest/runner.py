@@ -14,11 +14,12 @@ from rich.console import Console
 
 from ami.jobs.lifecycle import cancel_job, create_job, start_job
 from ami.jobs.models import ImageTask, Job, JobLog
-from ami.jobs.progress import read_progress
+from ami.jobs.progress import JobProgress, read_progress
 from ami.jobs.states import StageKey, TaskState
 from ami.main.models import Detection, Project, SourceImage
 from ami.ml.models import Pipeline
 from ami_lab.demo.setup import ensure_images, ensure_pipeline, processing_token
+from ami_lab.jobs import wait_for_job_end
 from ami_lab.loadtest import error_lines
 from ami_lab.loadtest.config import (
     LEGACY_MODES,
@@ -48,8 +49,8 @@ from ami_lab.loadtest.lock_sampler import LockSampler, LockWaitStats
 from ami_lab.loadtest.phase_faults import PhaseFault, Targets
 from ami_lab.loadtest.phases import ORDER, PhaseWatcher
 from ami_lab.loadtest.report import ModeOutcome
+from ami_lab.processes import WaitTimeout, free_port, poll_until
 from ami_lab.servers import SERVERS
-from ami_lab.servers.base import free_port
 from ami_lab.stack import (
     ProcessingWorkerOptions,
     StackOptions,
@@ -168,13 +169,16 @@ def _describe_stuck(job_id: int, timeout: float) -> str:
 
 def wait_for_celery_ready(supervisor: Supervisor, timeout: float) -> None:
     """Wait until every Celery worker logged "ready.", so faults meet a running pool."""
-    deadline = time.monotonic() + timeout
     workers = [c for c in supervisor.children if c.name.startswith("celery-")]
-    while time.monotonic() < deadline:
-        if all(" ready." in c.log_path.read_text(errors="replace") for c in workers):
-            return
-        time.sleep(POLL_INTERVAL)
-    logger.warning("Celery workers not ready after %.0f s; starting the job anyway", timeout)
+    try:
+        poll_until(
+            lambda: all(" ready." in c.log_path.read_text(errors="replace") for c in workers),
+            timeout=timeout,
+            what="the Celery workers to be ready",
+            interval=POLL_INTERVAL,
+        )
+    except WaitTimeout:
+        logger.warning("Celery workers not ready after %.0f s; starting the job anyway", timeout)
 
 
 def build_phase_faults(config: LoadConfig, supervisor: Supervisor) -> list[PhaseFault]:
@@ -245,17 +249,16 @@ def _nats_is_embedded() -> bool:
 
 
 def wait_until_final(job: Job, timeout: float, console: Console) -> None:
-    deadline = time.monotonic() + timeout
     with console.status("") as status:
-        while time.monotonic() < deadline:
-            progress = read_progress(job.pk)
-            status.update(
-                f"job {job.pk} {progress.status}: {progress.process.done}/{progress.process.total}"
-            )
-            if progress.is_final:
-                return
-            time.sleep(POLL_INTERVAL)
-    console.print(f"[red]job {job.pk} not final after {timeout:.0f}s[/red]")
+
+        def show(progress: JobProgress) -> None:
+            done, total = progress.process.done, progress.process.total
+            status.update(f"job {job.pk} {progress.status}: {done}/{total}")
+
+        try:
+            wait_for_job_end(job.pk, timeout=timeout, on_progress=show, interval=POLL_INTERVAL)
+        except WaitTimeout as exc:
+            console.print(f"[red]{exc}[/red]")
 
 
 def measure(

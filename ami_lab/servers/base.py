@@ -12,12 +12,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ami_lab.processes import free_port
 from ami_lab.servers.paths import run_dir
 
 READY_TIMEOUT = 60.0  # seconds
@@ -34,13 +34,6 @@ class ServiceState:
     pid: int
     port: int
     url: str
-
-
-def free_port() -> int:
-    """Ask the kernel for a free loopback port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def pid_alive(pid: int) -> bool:

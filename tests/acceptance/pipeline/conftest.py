@@ -13,7 +13,7 @@ from django.conf import settings as django_settings
 
 from ami.jobs.models import Job
 from ami_lab.demo.setup import ensure_images, ensure_pipeline, processing_token
-from ami_lab.servers.base import free_port
+from ami_lab.processes import free_port
 from ami_lab.supervisor import Supervisor, group_members
 from tests.support.polling import wait_until
 
