@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
@@ -21,20 +24,45 @@ def fresh_log_backend():
     connections["logs"].close()
 
 
+def job_logs_with(**values: Any) -> dict[str, Any]:
+    """The current `JOB_LOGS` with `values` on top: UPPER-CASE keywords are its keys, the
+    others backend OPTIONS (`job_logs_with(BACKEND="buffered", interval=60.0)`)."""
+    current = dict(settings.JOB_LOGS)
+    options = dict(current.get("OPTIONS") or {})
+    for key, value in values.items():
+        if key.isupper():
+            current[key] = value
+        else:
+            options[key] = value
+    return {**current, "OPTIONS": options}
+
+
 @pytest.fixture
-def use_backend():
-    """`use_backend("buffered")` switches JOB_LOG_BACKEND for the rest of the test."""
+def job_log_settings():
+    """`job_log_settings(BACKEND="buffered", interval=60.0)` sets `JOB_LOGS` for the rest of
+    the test (see `job_logs_with`); the backend is rebuilt on its next use."""
     overrides = []
 
-    def switch(name: str, *, dual_write: bool = False):
-        override = override_settings(JOB_LOG_BACKEND=name, JOB_LOG_DUAL_WRITE=dual_write)
+    def configure(**values: Any) -> None:
+        override = override_settings(JOB_LOGS=job_logs_with(**values))
         override.enable()
         overrides.append(override)
-        return get_backend()
 
-    yield switch
+    yield configure
     for override in reversed(overrides):
         override.disable()
+
+
+@pytest.fixture
+def use_backend(job_log_settings):
+    """`use_backend("buffered", interval=60.0)` switches the backend (and sets its options)
+    for the rest of the test, and returns it."""
+
+    def switch(name: str, *, dual_write: bool = False, **options: Any):
+        job_log_settings(BACKEND=name, DUAL_WRITE=dual_write, **options)
+        return get_backend()
+
+    return switch
 
 
 def stored_messages(job_id: int) -> list[str]:
