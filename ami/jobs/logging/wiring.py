@@ -36,7 +36,8 @@ def install() -> None:
     if not any(isinstance(handler, JobLogHandler) for handler in logger.handlers):
         logger.addHandler(JobLogHandler())
     # Job lines are product data: stored at their own level whatever the console's level is.
-    logger.setLevel(job_logs_setting()["LEVEL"])
+    level = job_logs_setting()["LEVEL"]
+    logger.setLevel(level.upper() if isinstance(level, str) else level)
     signals.task_prerun.connect(_note_task, weak=False, dispatch_uid="ami-joblog-task-start")
     signals.task_postrun.connect(_flush_after_task, weak=False, dispatch_uid="ami-joblog-task")
     signals.worker_process_shutdown.connect(
