@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -37,10 +39,9 @@ def job_logs_with(**values: Any) -> dict[str, Any]:
     return {**current, "OPTIONS": options}
 
 
-@pytest.fixture
-def job_log_settings():
-    """`job_log_settings(BACKEND="buffered", interval=60.0)` sets `JOB_LOGS` for the rest of
-    the test (see `job_logs_with`); the backend is rebuilt on its next use."""
+@contextmanager
+def overriding_job_logs() -> Iterator[Callable[..., None]]:
+    """Yield `configure(**values)`, which sets `JOB_LOGS` (see `job_logs_with`) until exit."""
     overrides = []
 
     def configure(**values: Any) -> None:
@@ -48,21 +49,32 @@ def job_log_settings():
         override.enable()
         overrides.append(override)
 
-    yield configure
-    for override in reversed(overrides):
-        override.disable()
+    try:
+        yield configure
+    finally:
+        for override in reversed(overrides):
+            override.disable()
 
 
 @pytest.fixture
-def use_backend(job_log_settings):
+def job_log_settings():
+    """`job_log_settings(BACKEND="buffered", interval=60.0)` sets `JOB_LOGS` for the rest of
+    the test (see `job_logs_with`); the backend is rebuilt on its next use."""
+    with overriding_job_logs() as configure:
+        yield configure
+
+
+@pytest.fixture
+def use_backend():
     """`use_backend("buffered", interval=60.0)` switches the backend (and sets its options)
     for the rest of the test, and returns it."""
+    with overriding_job_logs() as configure:
 
-    def switch(name: str, *, dual_write: bool = False, **options: Any):
-        job_log_settings(BACKEND=name, DUAL_WRITE=dual_write, **options)
-        return get_backend()
+        def switch(name: str, *, dual_write: bool = False, **options: Any):
+            configure(BACKEND=name, DUAL_WRITE=dual_write, **options)
+            return get_backend()
 
-    return switch
+        yield switch
 
 
 def stored_messages(job_id: int) -> list[str]:
