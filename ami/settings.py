@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from ami.jobs.logging import config as job_log_config
+
 BASE_DIR = Path(__file__).resolve().parent
 
 
@@ -29,26 +31,6 @@ def _required_url(name: str) -> str:
 
 def _env_bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
-
-
-def _env_flag(name: str, default: bool) -> bool | str:
-    """A strict boolean: an unrecognised value is kept as text for the system check to report."""
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    flags = {"1": True, "true": True, "yes": True, "on": True}
-    flags |= {"0": False, "false": False, "no": False, "off": False}
-    return flags.get(raw.strip().lower(), raw)
-
-
-def _env_number(name: str, default: str, kind: type[int] | type[float]) -> int | float | str:
-    """`kind(env)`, or the raw text if it does not parse: `ami check` then names the setting
-    (ami.jobs.checks) instead of the process dying on a traceback at import."""
-    raw = os.environ.get(name, default)
-    try:
-        return kind(raw)
-    except ValueError:
-        return raw
 
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
@@ -149,10 +131,6 @@ CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60  # seconds
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# -- Job log ----------------------------------------------------------------------------------
-JOB_LOG_BACKEND = os.environ.get("JOB_LOG_BACKEND", "sync")
-JOB_LOG_DUAL_WRITE = _env_flag("JOB_LOG_DUAL_WRITE", False)
-
 # -- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -179,20 +157,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("AMI_LOG_LEVEL", "INFO")},
 }
 
-# -- Job log: write backends (issue 3; see docs/logging.md) ----------------------------------
-JOB_LOG_LEVEL = os.environ.get("JOB_LOG_LEVEL", "INFO")  # stored whatever the console shows
-# Each value's type and range: ami/jobs/logging/validation.py (system check and startup).
-JOB_LOG_MAX_MESSAGE_CHARS = _env_number("JOB_LOG_MAX_MESSAGE_CHARS", "16384", int)
-JOB_LOG_REPEAT_WINDOW = 1.0  # seconds a "last message repeated N times" count may wait
-JOB_LOG_BUFFER_BATCH_SIZE = _env_number("JOB_LOG_BUFFER_BATCH_SIZE", "1000", int)  # lines
-JOB_LOG_BUFFER_INTERVAL = _env_number("JOB_LOG_BUFFER_INTERVAL", "0.25", float)  # seconds
-JOB_LOG_BUFFER_MAX_LINES = _env_number("JOB_LOG_BUFFER_MAX_LINES", "50000", int)  # queue bound
-JOB_LOG_FLUSH_TIMEOUT = _env_number("JOB_LOG_FLUSH_TIMEOUT", "5", float)  # seconds
-JOB_LOG_LEGACY_MAX_LINES = 1000  # entries kept per array in the legacy JSON column
-# Periodic retention (Celery beat): lines older than this ("90d"; empty: keep all) and
-# orphaned lines are deleted every JOB_LOG_RETENTION_INTERVAL seconds.
-JOB_LOG_RETENTION = os.environ.get("AMI_JOB_LOG_RETENTION", "90d")
-JOB_LOG_RETENTION_INTERVAL = _env_number("AMI_JOB_LOG_RETENTION_INTERVAL", "86400", float)
+# -- Job log (docs/logging.md) -----------------------------------------------------------------
+# One setting, like CACHES: {"BACKEND", "OPTIONS", "DUAL_WRITE", "LEVEL", "FLUSH_TIMEOUT",
+# "RETENTION", "RETENTION_INTERVAL"}, built from the environment variables the operator set
+# (JOB_LOG_BACKEND, JOB_LOG_BUFFER_INTERVAL, AMI_JOB_LOG_RETENTION...) and only those: a key
+# left out takes its default in ami/jobs/logging/config.py, a backend option the backend's.
+# Types and ranges: ami/jobs/logging/validation.py (system check and every process's startup).
+JOB_LOGS = job_log_config.from_environ(os.environ)
 
 # -- ML pipeline: NATS tasks, processing services, stale-job check (ami.ml) ---------------------
 # Streams and subjects are namespaced (default: by the database's name), so jobs of different
@@ -219,7 +190,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "prune-job-logs": {
         "task": "ami.jobs.tasks.prune_job_logs",
-        "schedule": JOB_LOG_RETENTION_INTERVAL,
+        "schedule": job_log_config.resolve(JOB_LOGS)["RETENTION_INTERVAL"],
         "options": {"queue": "jobs"},
     },
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
@@ -65,5 +66,6 @@ def _job_log_backend_for_test(request):
     if databases == "__all__" or "logs" in databases:
         yield
         return
-    with override_settings(JOB_LOG_BACKEND="memory", JOB_LOG_DUAL_WRITE=False):
+    job_logs = {**settings.JOB_LOGS, "BACKEND": "memory", "DUAL_WRITE": False}
+    with override_settings(JOB_LOGS=job_logs):
         yield

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
 from ami.jobs.logging import retention
+from ami.jobs.logging.config import job_logs_setting
 
 
 @shared_task(name="ami.jobs.tasks.prune_job_logs", ignore_result=True)
 def prune_job_logs() -> int:
-    """Apply the job log retention (`JOB_LOG_RETENTION`), then delete orphaned lines."""
-    age = retention.parse_age(settings.JOB_LOG_RETENTION) if settings.JOB_LOG_RETENTION else None
+    """Apply the job log retention (`JOB_LOGS["RETENTION"]`), then delete orphaned lines."""
+    setting = job_logs_setting()["RETENTION"]
+    age = retention.parse_age(setting) if setting else None
     return retention.apply_retention(age)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from ami.jobs.logging import legacy
 from ami.jobs.models import Job
 
 seed_logger = logging.getLogger("ami.jobs.seed")
 
 
 class SeedJobLogHandler(logging.Handler):
-    max_log_length = 1000
+    max_log_length = legacy.MAX_LINES
 
     def __init__(self, job: Job, *args, **kwargs) -> None:
         self.job = job
@@ -29,7 +30,7 @@ class SeedJobLogHandler(logging.Handler):
         seed_logger.log(record.levelno, self.format(record))
         try:
             self.job.refresh_from_db(fields=["legacy_logs"])  # SELECT
-            timestamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+            timestamp = datetime.now().strftime(legacy.TIMESTAMP_FORMAT)  # local time, as upstream
             msg = f"[{timestamp}] {record.levelname} {self.format(record)}"
             logs = self.job.legacy_logs
             if msg not in logs["stdout"]:

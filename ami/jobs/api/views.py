@@ -32,11 +32,12 @@ from ami.jobs.api.serializers import (
     JobSerializer,
     LogPageSerializer,
 )
+from ami.jobs.logging import legacy
 from ami.jobs.models import JobStage
 from ami.jobs.states import JobStatus
 from ami.main.access import USER_AUTHENTICATION, visible_projects
 
-LOGS_LIMIT_DEFAULT = 1000  # lines in the detail's legacy `logs`
+LOGS_LIMIT_DEFAULT = legacy.MAX_LINES  # lines in the detail's legacy `logs`, as the column held
 LOGS_LIMIT_MAX = 5000
 
 

@@ -1,8 +1,9 @@
 """`JobLogHandler`: stores records of the `ami.jobs.job` logger through the configured backend.
 
-The backend comes from `JOB_LOG_BACKEND` (a short name or a dotted path, loaded with
-`import_string`, as Django does for cache and session backends) and is built once per
-process; `JOB_LOG_DUAL_WRITE` adds the legacy JSON column as a secondary target.
+The backend comes from `JOB_LOGS["BACKEND"]` (a short name or a dotted path, loaded with
+`import_string`, as Django does for cache and session backends), is built once per process
+with `JOB_LOGS["OPTIONS"]` as its constructor keywords; `JOB_LOGS["DUAL_WRITE"]` adds the
+legacy JSON column as a secondary target. See `ami.jobs.logging.config`.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ import threading
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from ami.jobs.logging.backends import BACKEND_ALIASES
 from ami.jobs.logging.backends.base import JobLogBackend
+from ami.jobs.logging.config import job_logs_setting, label
 from ami.jobs.logging.errors import FailureReporter
 from ami.jobs.logging.process import HOSTNAME, current_pid, current_task_id
+from ami.jobs.logging.validation import setting_problems, unknown_options
 
 DUAL_WRITE_FACTORY = "ami.jobs.logging.backends.legacy_json.dual_write_target"
-DEFAULT_FLUSH_TIMEOUT = 5.0  # seconds
 MAX_LEVEL = 32767  # the `level` column is a smallint
 
 _backend: JobLogBackend | None = None
@@ -35,44 +36,54 @@ _in_emit = threading.local()
 handler_reporter = FailureReporter("job log handler")
 
 
-def backend_options() -> dict[str, Any]:
-    """Backend constructor options from the `JOB_LOG_*` settings (each one optional)."""
-    names = {
-        "max_message_chars": "JOB_LOG_MAX_MESSAGE_CHARS",
-        "repeat_window": "JOB_LOG_REPEAT_WINDOW",
-        "batch_size": "JOB_LOG_BUFFER_BATCH_SIZE",
-        "interval": "JOB_LOG_BUFFER_INTERVAL",
-        "max_lines": "JOB_LOG_BUFFER_MAX_LINES",
-        "legacy_max_lines": "JOB_LOG_LEGACY_MAX_LINES",
-    }
-    return {key: getattr(settings, name) for key, name in names.items() if hasattr(settings, name)}
-
-
 def backend_class(name: str | None = None) -> type[JobLogBackend]:
-    """The backend class for a short name or dotted path (default: `JOB_LOG_BACKEND`)."""
-    name = name or settings.JOB_LOG_BACKEND
+    """The backend class for a short name or dotted path (default: `JOB_LOGS["BACKEND"]`)."""
+    name = name or job_logs_setting()["BACKEND"]
+    where = label("BACKEND")
     try:
         cls = import_string(BACKEND_ALIASES.get(name, name))
     except ImportError as exc:
         choices = ", ".join(BACKEND_ALIASES)
         raise ImproperlyConfigured(
-            f"JOB_LOG_BACKEND={name!r} is not a job log backend: use one of {choices} "
+            f"{where}={name!r} is not a job log backend: use one of {choices} "
             f"or a dotted path to a JobLogBackend subclass ({exc})"
         ) from exc
     if not (isinstance(cls, type) and issubclass(cls, JobLogBackend)):
-        raise ImproperlyConfigured(f"JOB_LOG_BACKEND={name!r} is not a JobLogBackend subclass")
+        raise ImproperlyConfigured(f"{where}={name!r} is not a JobLogBackend subclass")
     return cls
 
 
+def configuration_problems() -> list[str]:
+    """What is wrong with `JOB_LOGS`: bad values, an unknown backend, options it does not take.
+
+    One list for the system check and for every process's startup.
+    """
+    job_logs = job_logs_setting()
+    problems = setting_problems(job_logs)
+    if problems:
+        return problems
+    try:
+        cls = backend_class()
+    except ImproperlyConfigured as exc:
+        return [str(exc)]
+    return unknown_options(cls, job_logs["OPTIONS"])
+
+
 def build_backend(name: str | None = None, *, dual_write: bool | None = None) -> JobLogBackend:
-    """Build the backend named `name` (default: the `JOB_LOG_BACKEND` setting)."""
+    """Build the backend named `name` (default: `JOB_LOGS["BACKEND"]`) with `JOB_LOGS["OPTIONS"]`.
+
+    An option the backend does not take is an ImproperlyConfigured error, as at startup.
+    """
+    job_logs = job_logs_setting()
     cls = backend_class(name)
-    options = backend_options()
-    dual_write = settings.JOB_LOG_DUAL_WRITE if dual_write is None else dual_write
-    kwargs = cls.options(options)
+    options = job_logs["OPTIONS"]
+    problems = unknown_options(cls, options)
+    if problems:
+        raise ImproperlyConfigured("; ".join(problems))
+    dual_write = job_logs["DUAL_WRITE"] if dual_write is None else dual_write
     if dual_write and cls.dual_writable:
-        kwargs["secondary"] = import_string(DUAL_WRITE_FACTORY)(options)
-    return cls(**kwargs)
+        options = {**options, "secondary": import_string(DUAL_WRITE_FACTORY)}
+    return cls(**options)
 
 
 def get_backend() -> JobLogBackend:
@@ -95,7 +106,8 @@ def reset_backend(**_: Any) -> None:
 
 
 def flush_timeout() -> float:
-    return getattr(settings, "JOB_LOG_FLUSH_TIMEOUT", DEFAULT_FLUSH_TIMEOUT)
+    """Seconds a flush waits by default (`JOB_LOGS["FLUSH_TIMEOUT"]`)."""
+    return job_logs_setting()["FLUSH_TIMEOUT"]
 
 
 def flush_job_logs(timeout: float | None = None) -> bool:
@@ -188,7 +200,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _on_setting_changed(setting: str, **_: Any) -> None:
-    if setting.startswith("JOB_LOG_"):
+    if setting == "JOB_LOGS":
         reset_backend()
 
 

@@ -1,4 +1,10 @@
-"""Reading the legacy JSON log column: turn its entries back into lines (for the backfill)."""
+"""The legacy JSON log column's format, in one place: how an entry is written, how it is read
+back (for the backfill), and how many entries each array keeps.
+
+Layout kept for old readers: `{"stdout": [...], "stderr": [...]}`, newest first, each array
+capped at `MAX_LINES`; a stdout entry is "[YYYY-mm-dd HH:MM:SS] LEVEL message" (UTC), a stderr
+entry (ERROR and above) the bare message.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 BACKFILL_SOURCE = "legacy_json"  # context["source"] of every backfilled row
+MAX_LINES = 1000  # entries per array: what old readers of the column (and `job.logs`) got
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _ENTRY = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] ([A-Z]+) (.*)$", re.DOTALL)
-_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def format_entry(created_at: datetime, level: int, message: str) -> str:
+    """One stdout entry: "[2024-01-31 12:00:00] ERROR message", the time in UTC."""
+    stamp = created_at.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+    return f"[{stamp}] {logging.getLevelName(level)} {message}"
 
 
 @dataclass(frozen=True)
@@ -27,7 +40,7 @@ def parse_stdout_entry(entry: str) -> LegacyLine:
         return LegacyLine(logging.INFO, entry, None, "stdout")
     stamp, level_name, message = match.groups()
     level = logging.getLevelName(level_name)
-    created_at = datetime.strptime(stamp, _TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    created_at = datetime.strptime(stamp, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
     return LegacyLine(
         level if isinstance(level, int) else logging.INFO, message, created_at, "stdout"
     )

@@ -11,36 +11,33 @@ import logging
 from typing import Any
 
 from celery import signals
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from ami.jobs.logging import JOB_LOGGER_NAME
+from ami.jobs.logging.config import job_logs_setting
 from ami.jobs.logging.handler import (
     JobLogHandler,
-    backend_class,
+    configuration_problems,
     flush_job_logs,
     flush_timeout,
     reset_backend,
 )
 from ami.jobs.logging.process import set_current_task_id
-from ami.jobs.logging.validation import RULES, setting_problems
 
 
 def install() -> None:
     """Attach the handler (once), set the job logger's level, and hook the flush points."""
-    # A mistyped JOB_LOG_BACKEND or an out-of-range JOB_LOG_* value fails at startup (also in
-    # Celery workers, which run no system checks), not at the first line.
-    backend_class()
-    problems = setting_problems(
-        {name: getattr(settings, name) for name in RULES if hasattr(settings, name)}
-    )
+    # A mistyped backend, an option it does not take or an out-of-range value fails at
+    # startup (also in Celery workers, which run no system checks), not at the first line.
+    problems = configuration_problems()
     if problems:
         raise ImproperlyConfigured("; ".join(problems))
     logger = logging.getLogger(JOB_LOGGER_NAME)
     if not any(isinstance(handler, JobLogHandler) for handler in logger.handlers):
         logger.addHandler(JobLogHandler())
-    # Job lines are product data: stored at JOB_LOG_LEVEL whatever the console's level is.
-    logger.setLevel(getattr(settings, "JOB_LOG_LEVEL", "INFO"))
+    # Job lines are product data: stored at their own level whatever the console's level is.
+    level = job_logs_setting()["LEVEL"]
+    logger.setLevel(level.upper() if isinstance(level, str) else level)
     signals.task_prerun.connect(_note_task, weak=False, dispatch_uid="ami-joblog-task-start")
     signals.task_postrun.connect(_flush_after_task, weak=False, dispatch_uid="ami-joblog-task")
     signals.worker_process_shutdown.connect(

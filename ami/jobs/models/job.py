@@ -11,18 +11,13 @@ import logging
 from django.db import models
 
 from ami.jobs.logging import JobLoggerAdapter, job_logger
+from ami.jobs.logging.legacy import MAX_LINES as LEGACY_LOGS_LIMIT
+from ami.jobs.logging.legacy import format_entry
 from ami.jobs.states import FINAL_STATES, JobStatus, StageKey, StageStatus, TaskState
-
-LEGACY_LOGS_LIMIT = 1000  # lines: what old readers of `job.logs` got from the JSON column
 
 
 def empty_legacy_logs() -> dict:
     return {"stdout": [], "stderr": []}
-
-
-def format_legacy_line(created_at, level: int, message: str) -> str:
-    """One line as the legacy JSON column held it: `[2024-01-31 12:00:00] ERROR message`."""
-    return f"[{created_at:%Y-%m-%d %H:%M:%S}] {logging.getLevelName(level)} {message}"
 
 
 class Job(models.Model):
@@ -87,8 +82,8 @@ class Job(models.Model):
                 "stderr": list(legacy.get("stderr", []))[:limit],
             }
         return {
-            "stdout": [format_legacy_line(*row) for row in rows],
-            "stderr": [format_legacy_line(*row) for row in rows if row[1] >= logging.ERROR],
+            "stdout": [format_entry(*row) for row in rows],
+            "stderr": [format_entry(*row) for row in rows if row[1] >= logging.ERROR],
         }
 
 

@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from rich.console import Console
 from rich.table import Table
 
+from ami.jobs.logging import legacy
 from ami_lab.bench.logs.measure import measure_mode
 from ami_lab.bench.logs.writers import BENCH_MODES, JSON_COLUMN_MODES, BackendFigures
 
@@ -40,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument("--lines", type=int, default=2000, help="lines per writer process")
         parser.add_argument(
             "--legacy-lines", type=int, default=100,
-            help="lines per writer for the JSON-column modes (their column keeps 1000 lines)",
+            help=f"lines per writer, JSON-column modes (the column keeps {legacy.MAX_LINES})",
         )  # fmt: skip
         parser.add_argument(
             "--modes",

@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 @pytest.fixture
 def in_transaction_backend():
     reset_backend()
-    with override_settings(JOB_LOG_BACKEND=IN_TRANSACTION_BACKEND, JOB_LOG_DUAL_WRITE=False):
+    job_logs = {**settings.JOB_LOGS, "BACKEND": IN_TRANSACTION_BACKEND, "DUAL_WRITE": False}
+    with override_settings(JOB_LOGS=job_logs):
         yield
     reset_backend()
 

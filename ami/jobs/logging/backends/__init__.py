@@ -1,4 +1,4 @@
-"""Job log write backends, one module each; chosen by the `JOB_LOG_BACKEND` setting."""
+"""Job log write backends, one module each; chosen by `JOB_LOGS["BACKEND"]` (a short name here)."""
 
 BACKEND_ALIASES = {
     "sync": "ami.jobs.logging.backends.sync.SyncBackend",

@@ -35,9 +35,9 @@ def overflow_marker(job_id: int, dropped: int) -> LogRow:
 
 def validate_sizes(*, batch_size: int, interval: float, max_lines: int) -> None:
     """Reject values that would make the thread busy-loop, wait forever or drop every line."""
-    require("batch_size", batch_size, "JOB_LOG_BUFFER_BATCH_SIZE")
-    require("interval", interval, "JOB_LOG_BUFFER_INTERVAL")
-    require("max_lines", max_lines, "JOB_LOG_BUFFER_MAX_LINES")
+    require("batch_size", batch_size)
+    require("interval", interval)
+    require("max_lines", max_lines)
 
 
 class BackgroundWriter:

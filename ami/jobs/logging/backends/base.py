@@ -8,15 +8,19 @@
 - `submit(rows)`: deliver rows some other way (the buffered backend enqueues them);
 - `flush_writes(timeout)`: wait for rows accepted earlier to be stored;
 - `release_thread_resources()`: close what a short-lived thread opened;
-- `after_fork()`: drop per-process state inherited from the parent;
-- `options(settings_options)`: pick its constructor options from the `JOB_LOG_*` settings.
+- `after_fork()`: drop per-process state inherited from the parent.
+
+The constructor's keywords are the backend's options (`JOB_LOGS["OPTIONS"]`, see
+`ami.jobs.logging.config`), and their defaults here are the only ones.
 
 Called from a thread that runs an asyncio event loop (an ASGI view), a backend that would
 block on the database hands the rows to a background thread instead: Django forbids
 database calls there, and the loop must not wait.
 
 With a `secondary` writer (dual-write) every delivered row is also queued to it; it runs on
-its own thread and connection, so it can neither fail nor slow the primary write.
+its own thread and connection, so it can neither fail nor slow the primary write. The queue
+options (`batch_size`, `interval`, `max_lines`) are the base's, since any backend may have a
+queue: the dual-write target's, and the buffered backend's own.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ami.jobs.logging.backends.background import BackgroundWriter
+from ami.jobs.logging.backends.background import BackgroundWriter, validate_sizes
 from ami.jobs.logging.errors import LOST_ERRORS, REFUSED_ERRORS, FailureReporter
 from ami.jobs.logging.process import current_pid
 from ami.jobs.logging.rows import LogRow
@@ -37,7 +41,10 @@ from ami.jobs.logging.storms import RepeatCollapser
 from ami.jobs.logging.validation import require
 
 DEFAULT_MAX_MESSAGE_CHARS = 16_384
-DEFAULT_REPEAT_WINDOW = 1.0  # seconds
+DEFAULT_REPEAT_WINDOW = 1.0  # seconds a "last message repeated N times" count may wait
+DEFAULT_BATCH_SIZE = 1000  # lines per write of a queue (a COPY, for the buffered backend)
+DEFAULT_INTERVAL = 0.25  # seconds a line may wait in a queue for its batch to fill
+DEFAULT_MAX_LINES = 50_000  # queue bound: beyond it lines are counted as dropped
 LOOP_WRITER_INTERVAL = 0.05  # seconds a line logged from an event loop waits for its batch
 
 
@@ -112,24 +119,25 @@ class JobLogBackend:
     blocking = True  # write_rows waits on the database
     dual_writable = True  # may take the legacy column as a secondary target
 
-    @classmethod
-    def options(cls, settings_options: dict[str, Any]) -> dict[str, Any]:
-        """This backend's constructor options, from `handler.backend_options()`."""
-        keys = ("max_message_chars", "repeat_window")
-        return {key: settings_options[key] for key in keys if key in settings_options}
-
     def __init__(
         self,
         *,
         max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
         repeat_window: float = DEFAULT_REPEAT_WINDOW,
-        secondary: SecondaryWriter | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        interval: float = DEFAULT_INTERVAL,
+        max_lines: int = DEFAULT_MAX_LINES,
+        secondary: Callable[..., SecondaryWriter] | None = None,
     ) -> None:
-        require("max_message_chars", max_message_chars, "JOB_LOG_MAX_MESSAGE_CHARS")
-        require("repeat_window", repeat_window, "JOB_LOG_REPEAT_WINDOW")
+        """`secondary` builds the dual-write target from the queue options (`batch_size`,
+        `interval`, `max_lines`)."""
+        require("max_message_chars", max_message_chars)
+        require("repeat_window", repeat_window)
+        validate_sizes(batch_size=batch_size, interval=interval, max_lines=max_lines)
         self.max_message_chars = max_message_chars
         self.repeat_window = repeat_window
-        self.secondary = secondary
+        self.queue_options = dict(batch_size=batch_size, interval=interval, max_lines=max_lines)
+        self.secondary = secondary(**self.queue_options) if secondary is not None else None
         self._reset_process_state()
 
     # -- the algorithm -------------------------------------------------------------------

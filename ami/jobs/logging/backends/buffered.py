@@ -1,7 +1,7 @@
 """`buffered`: a bounded in-process queue, written by a background thread with COPY.
 
-`emit` only appends to the queue. Lines are written within `JOB_LOG_BUFFER_INTERVAL` seconds,
-in batches of up to `JOB_LOG_BUFFER_BATCH_SIZE`, and on `flush()` (Celery task end, worker
+`emit` only appends to the queue. Lines are written within `interval` seconds, in batches of
+up to `batch_size` (the base's queue options), and on `flush()` (Celery task end, worker
 process shutdown, interpreter exit). A full queue counts what it could not take and writes
 the count as a marker line. Lines still queued when the process is SIGKILLed are lost.
 """
@@ -9,6 +9,7 @@ the count as a marker line. Lines still queued when the process is SIGKILLed are
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ami.jobs.logging.backends.background import BackgroundWriter
 from ami.jobs.logging.backends.base import JobLogBackend
@@ -17,9 +18,6 @@ from ami.jobs.logging.connection import call_with_reconnect, discard, log_connec
 from ami.jobs.logging.rows import LogRow
 
 COPY_SQL = f"COPY {TABLE} ({COLUMNS}) FROM STDIN"
-DEFAULT_BATCH_SIZE = 1000  # lines per COPY
-DEFAULT_INTERVAL = 0.25  # seconds a line may wait in the queue
-DEFAULT_MAX_LINES = 50_000  # queue bound
 
 
 def copy_rows(rows: list[LogRow]) -> None:
@@ -49,31 +47,15 @@ def close_thread_connection() -> None:
 class BufferedBackend(JobLogBackend):
     name = "buffered"
 
-    @classmethod
-    def options(cls, settings_options: dict) -> dict:
-        keys = ("batch_size", "interval", "max_lines")
-        return super().options(settings_options) | {
-            key: settings_options[key] for key in keys if key in settings_options
-        }
-
-    def __init__(
-        self,
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        interval: float = DEFAULT_INTERVAL,
-        max_lines: int = DEFAULT_MAX_LINES,
-        **kwargs,
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.writer = BackgroundWriter(
             self.write_rows,
             self.reporter,
             retry_write=insert_rows_once,
             name="ami-joblog-flusher",
-            batch_size=batch_size,
-            interval=interval,
-            max_lines=max_lines,
             on_thread_exit=close_thread_connection,
+            **self.queue_options,
         )
 
     def write_rows(self, rows: list[LogRow]) -> None:

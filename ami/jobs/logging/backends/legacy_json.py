@@ -1,32 +1,25 @@
 """`legacy_json`: the upstream JSON column `jobs_job.logs`, written in one atomic UPDATE.
 
-Layout kept for old readers: `{"stdout": [...], "stderr": [...]}`, newest first, each capped
-at `JOB_LOG_LEGACY_MAX_LINES`; a stdout entry is "[YYYY-mm-dd HH:MM:SS] LEVEL message",
-a stderr entry (ERROR and above) is the bare message. The statement prepends the new lines to
-the array as stored at that moment, so concurrent writers never overwrite each other
-(never refresh-then-save). It still updates the job row, so it waits on anyone holding that
-row's lock: only for the dual-write rollout (where it runs on a background thread) and for
-side-by-side benchmarks.
+The column's format (entries, cap) is `ami.jobs.logging.legacy`'s. The statement prepends
+the new lines to the array as stored at that moment, so concurrent writers never overwrite
+each other (never refresh-then-save). It still updates the job row, so it waits on anyone
+holding that row's lock: only for the dual-write rollout (where it runs on a background
+thread) and for side-by-side benchmarks.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC
-from functools import partial
 
 from ami.jobs.logging.backends.background import BackgroundWriter
 from ami.jobs.logging.backends.base import JobLogBackend
 from ami.jobs.logging.backends.buffered import close_thread_connection
 from ami.jobs.logging.connection import call_with_reconnect, discard, log_connection
 from ami.jobs.logging.errors import FailureReporter, LogWriteError
+from ami.jobs.logging.legacy import MAX_LINES, format_entry
 from ami.jobs.logging.rows import LogRow
-from ami.jobs.logging.validation import require
 from ami.jobs.models import Job
-
-DEFAULT_MAX_LINES = 1000
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 _PREPEND = """(
     SELECT COALESCE(jsonb_agg(entry ORDER BY position), '[]'::jsonb) FROM (
@@ -44,13 +37,7 @@ UPDATE_SQL = (
 )
 
 
-def stdout_entry(row: LogRow) -> str:
-    """ "[YYYY-mm-dd HH:MM:SS] LEVEL message", stamped with the line's emit time in UTC."""
-    stamp = row.created_at.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
-    return f"[{stamp}] {row.level_name} {row.message}"
-
-
-def update_legacy_column(rows: list[LogRow], max_lines: int = DEFAULT_MAX_LINES) -> None:
+def update_legacy_column(rows: list[LogRow]) -> None:
     """Prepend rows to their jobs' JSON columns: one UPDATE statement per job."""
     by_job: dict[int, list[LogRow]] = {}
     for row in rows:
@@ -58,9 +45,9 @@ def update_legacy_column(rows: list[LogRow], max_lines: int = DEFAULT_MAX_LINES)
     conn = log_connection()
     for job_id, job_rows in by_job.items():
         newest_first = list(reversed(job_rows))
-        stdout = [stdout_entry(row) for row in newest_first]
+        stdout = [format_entry(row.created_at, row.level, row.message) for row in newest_first]
         stderr = [row.message for row in newest_first if row.level >= logging.ERROR]
-        params = [json.dumps(stdout), max_lines, json.dumps(stderr), max_lines, job_id]
+        params = [json.dumps(stdout), MAX_LINES, json.dumps(stderr), MAX_LINES, job_id]
 
         def write(params: list = params) -> int:
             with conn.cursor() as cursor:
@@ -75,32 +62,21 @@ class LegacyJsonBackend(JobLogBackend):
     name = "legacy_json"
     dual_writable = False  # it is the legacy column
 
-    @classmethod
-    def options(cls, settings_options: dict) -> dict:
-        max_lines = settings_options.get("legacy_max_lines", DEFAULT_MAX_LINES)
-        return super().options(settings_options) | {"max_lines": max_lines}
-
-    def __init__(self, *, max_lines: int = DEFAULT_MAX_LINES, **kwargs) -> None:
-        require("max_lines", max_lines, "JOB_LOG_LEGACY_MAX_LINES")
-        super().__init__(**kwargs)
-        self.max_lines = max_lines
-
     def write_rows(self, rows: list[LogRow]) -> None:
-        update_legacy_column(rows, self.max_lines)
+        update_legacy_column(rows)
 
     def release_thread_resources(self) -> None:
         discard(log_connection())
 
 
-def dual_write_target(options: dict) -> BackgroundWriter:
+def dual_write_target(*, batch_size: int, interval: float, max_lines: int) -> BackgroundWriter:
     """The dual-write secondary: legacy UPDATEs on a background thread of their own."""
-    max_lines = options.get("legacy_max_lines", DEFAULT_MAX_LINES)
     return BackgroundWriter(
-        partial(update_legacy_column, max_lines=max_lines),
+        update_legacy_column,
         FailureReporter("job log (legacy JSON dual-write)"),
         name="ami-joblog-legacy",
-        batch_size=options.get("batch_size", 1000),
-        interval=options.get("interval", 0.25),
-        max_lines=options.get("max_lines", 50_000),
+        batch_size=batch_size,
+        interval=interval,
+        max_lines=max_lines,
         on_thread_exit=close_thread_connection,
     )

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
+from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
@@ -21,20 +26,55 @@ def fresh_log_backend():
     connections["logs"].close()
 
 
-@pytest.fixture
-def use_backend():
-    """`use_backend("buffered")` switches JOB_LOG_BACKEND for the rest of the test."""
+def job_logs_with(**values: Any) -> dict[str, Any]:
+    """The current `JOB_LOGS` with `values` on top: UPPER-CASE keywords are its keys, the
+    others backend OPTIONS (`job_logs_with(BACKEND="buffered", interval=60.0)`)."""
+    current = dict(settings.JOB_LOGS)
+    options = dict(current.get("OPTIONS") or {})
+    for key, value in values.items():
+        if key.isupper():
+            current[key] = value
+        else:
+            options[key] = value
+    return {**current, "OPTIONS": options}
+
+
+@contextmanager
+def overriding_job_logs() -> Iterator[Callable[..., None]]:
+    """Yield `configure(**values)`, which sets `JOB_LOGS` (see `job_logs_with`) until exit."""
     overrides = []
 
-    def switch(name: str, *, dual_write: bool = False):
-        override = override_settings(JOB_LOG_BACKEND=name, JOB_LOG_DUAL_WRITE=dual_write)
+    def configure(**values: Any) -> None:
+        override = override_settings(JOB_LOGS=job_logs_with(**values))
         override.enable()
         overrides.append(override)
-        return get_backend()
 
-    yield switch
-    for override in reversed(overrides):
-        override.disable()
+    try:
+        yield configure
+    finally:
+        for override in reversed(overrides):
+            override.disable()
+
+
+@pytest.fixture
+def job_log_settings():
+    """`job_log_settings(BACKEND="buffered", interval=60.0)` sets `JOB_LOGS` for the rest of
+    the test (see `job_logs_with`); the backend is rebuilt on its next use."""
+    with overriding_job_logs() as configure:
+        yield configure
+
+
+@pytest.fixture
+def use_backend():
+    """`use_backend("buffered", interval=60.0)` switches the backend (and sets its options)
+    for the rest of the test, and returns it."""
+    with overriding_job_logs() as configure:
+
+        def switch(name: str, *, dual_write: bool = False, **options: Any):
+            configure(BACKEND=name, DUAL_WRITE=dual_write, **options)
+            return get_backend()
+
+        yield switch
 
 
 def stored_messages(job_id: int) -> list[str]:

@@ -15,8 +15,10 @@ from celery import signals
 from django.db import connection, connections
 
 from ami.jobs.locking import lock_job
+from ami.jobs.logging import legacy
 from ami.jobs.logging.backends.background import BackgroundWriter
 from ami.jobs.logging.backends.buffered import close_thread_connection, copy_rows
+from ami.jobs.logging.backends.legacy_json import update_legacy_column
 from ami.jobs.logging.errors import FailureReporter
 from ami.jobs.logging.handler import build_backend, flush_job_logs
 from ami.jobs.logging.rows import LogRow
@@ -50,17 +52,19 @@ def test_every_backend_stores_lines_in_order(name, job, use_backend):
         assert stored_messages(job.pk) == expected
 
 
-def test_legacy_json_keeps_the_newest_lines_up_to_its_cap(job, settings, use_backend):
-    settings.JOB_LOG_LEGACY_MAX_LINES = 10
+def test_legacy_json_keeps_the_newest_lines_up_to_its_cap(job, use_backend):
     use_backend("legacy_json")
-    for i in range(25):
-        job.logger.info("line %d", i)
-    assert legacy_stdout(job) == [f"line {i}" for i in range(24, 14, -1)]
+    overflow = legacy.MAX_LINES + 5
+    update_legacy_column([LogRow(job.pk, logging.INFO, f"line {i}") for i in range(overflow)])
+    job.logger.info("one more")
+    stdout = legacy_stdout(job)
+    assert len(stdout) == legacy.MAX_LINES
+    assert stdout[:2] == ["one more", f"line {overflow - 1}"]
+    assert stdout[-1] == "line 6"
 
 
-def test_buffered_emit_does_not_wait_for_the_database(job, settings, use_backend):
-    settings.JOB_LOG_BUFFER_INTERVAL = 60.0
-    use_backend("buffered")
+def test_buffered_emit_does_not_wait_for_the_database(job, use_backend):
+    use_backend("buffered", interval=60.0)
     with lock_job(job.pk):
         job.logger.info("queued while the row is locked")
         assert stored_messages(job.pk) == []  # not yet written: emit only queued it
@@ -68,9 +72,8 @@ def test_buffered_emit_does_not_wait_for_the_database(job, settings, use_backend
     assert stored_messages(job.pk) == ["queued while the row is locked"]
 
 
-def test_buffered_writes_within_its_interval_without_a_flush(job, settings, use_backend):
-    settings.JOB_LOG_BUFFER_INTERVAL = 0.05
-    use_backend("buffered")
+def test_buffered_writes_within_its_interval_without_a_flush(job, use_backend):
+    use_backend("buffered", interval=0.05)
     job.logger.info("written by the background thread")
     for _ in range(100):
         if stored_messages(job.pk):
@@ -79,10 +82,8 @@ def test_buffered_writes_within_its_interval_without_a_flush(job, settings, use_
     assert stored_messages(job.pk) == ["written by the background thread"]
 
 
-def test_buffered_overflow_is_counted_and_written_as_a_marker(job, settings, use_backend):
-    settings.JOB_LOG_BUFFER_MAX_LINES = 10
-    settings.JOB_LOG_BUFFER_INTERVAL = 60.0
-    backend = use_backend("buffered")
+def test_buffered_overflow_is_counted_and_written_as_a_marker(job, use_backend):
+    backend = use_backend("buffered", max_lines=10, interval=60.0)
     for i in range(25):
         job.logger.info("line %d", i)
     assert flush_job_logs(10)
@@ -93,9 +94,8 @@ def test_buffered_overflow_is_counted_and_written_as_a_marker(job, settings, use
     assert messages[-1] == f"{dropped} log lines dropped: the job log buffer was full"
 
 
-def test_buffered_flushes_at_celery_task_end(job, settings, use_backend):
-    settings.JOB_LOG_BUFFER_INTERVAL = 60.0
-    use_backend("buffered")
+def test_buffered_flushes_at_celery_task_end(job, use_backend):
+    use_backend("buffered", interval=60.0)
     job.logger.info("logged by a task")
     assert stored_messages(job.pk) == []
     signals.task_postrun.send(sender=None, task_id="t1", task=None, args=(), kwargs={})
@@ -113,10 +113,9 @@ def test_buffered_lines_are_written_at_interpreter_exit(job, subprocess_env):
     assert stored_messages(job.pk) == [f"line {i}" for i in range(50)]
 
 
-def test_buffered_forked_child_writes_its_own_lines_only(job, settings, use_backend):
+def test_buffered_forked_child_writes_its_own_lines_only(job, use_backend):
     """A prefork child starts its own flusher and never rewrites the parent's queue."""
-    settings.JOB_LOG_BUFFER_INTERVAL = 60.0
-    use_backend("buffered")
+    use_backend("buffered", interval=60.0)
     job.logger.info("parent, queued before the fork")
     connection.close()  # a child must not share the parent's sockets
     pid = os.fork()

@@ -120,8 +120,8 @@ def test_prune_rejects_bad_arguments(args, message):
         call_command("prune_job_logs", *args)
 
 
-def test_periodic_retention_deletes_old_and_orphaned_lines(job, project, settings):
-    settings.JOB_LOG_RETENTION = "30d"
+def test_periodic_retention_deletes_old_and_orphaned_lines(job, project, job_log_settings):
+    job_log_settings(RETENTION="30d")
     recent = Job.objects.create(project=project, name="recent")
     gone = Job.objects.create(project=project, name="deleted later")
     make_rows(job, 4, timedelta(days=40))
@@ -138,14 +138,14 @@ def test_periodic_retention_deletes_old_and_orphaned_lines(job, project, setting
     assert not JobLog.objects.filter(job_id=gone_id).exists()
 
 
-def test_periodic_retention_keeps_everything_but_orphans_when_disabled(job, settings):
-    settings.JOB_LOG_RETENTION = ""
+def test_periodic_retention_keeps_everything_but_orphans_when_disabled(job, job_log_settings):
+    job_log_settings(RETENTION="")
     make_rows(job, 3, timedelta(days=4000))
     assert prune_job_logs.apply().get() == 0
     assert JobLog.objects.filter(job=job).count() == 3
 
 
-def test_a_bad_retention_setting_fails_the_system_check(settings):
-    settings.JOB_LOG_RETENTION = "ninety days"
+def test_a_bad_retention_setting_fails_the_system_check(job_log_settings):
+    job_log_settings(RETENTION="ninety days")
     with pytest.raises(SystemCheckError, match="AMI_JOB_LOG_RETENTION"):
         call_command("check")

@@ -41,9 +41,8 @@ def test_a_row_is_stamped_when_it_is_made_in_utc():
     assert row.created_at.tzinfo is UTC
 
 
-def test_a_buffered_line_keeps_its_emit_time_not_its_flush_time(job, settings, use_backend):
-    settings.JOB_LOG_BUFFER_INTERVAL = 60.0
-    use_backend("buffered")
+def test_a_buffered_line_keeps_its_emit_time_not_its_flush_time(job, use_backend):
+    use_backend("buffered", interval=60.0)
     job.logger.info("queued")
     logged_by = datetime.now(UTC)
     time.sleep(0.3)  # not synchronisation: the gap between the emit and the flush's COPY

@@ -61,11 +61,8 @@ def test_a_multi_row_sync_write_retried_after_a_partial_commit_stores_each_row_o
     backend.close(1)
 
 
-def test_a_copy_whose_commit_reply_is_lost_is_stored_once(
-    job, settings, lossy_logs_db, use_backend
-):
-    settings.JOB_LOG_BUFFER_INTERVAL = 60.0
-    backend = use_backend("buffered")
+def test_a_copy_whose_commit_reply_is_lost_is_stored_once(job, lossy_logs_db, use_backend):
+    backend = use_backend("buffered", interval=60.0)
     job.logger.info("warm up")
     assert flush_job_logs(10)
     for i in range(3):

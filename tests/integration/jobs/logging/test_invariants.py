@@ -16,7 +16,7 @@ from django.db import connection, connections, transaction
 
 from ami.jobs.locking import lock_job
 from ami.jobs.logging import JOB_LOGGER_NAME, job_logger
-from ami.jobs.logging.handler import flush_job_logs
+from ami.jobs.logging.handler import flush_job_logs, get_backend
 from ami.jobs.models import Job, JobLog
 from tests.integration.jobs.logging.conftest import LOGS_DB, stored_messages
 
@@ -143,14 +143,13 @@ def test_soft_time_limit_raised_during_a_write_propagates(job):
     assert stored_messages(job.pk)[-1] == "the next line gets a fresh connection"
 
 
-def test_oversized_message_is_truncated_with_a_marker_and_nul_stripped(job, settings):
+def test_oversized_message_is_truncated_with_a_marker_and_nul_stripped(job):
+    cap = get_backend().max_message_chars
     job.logger.info("x" * 1_000_000)
     job.logger.info("nul\x00in\x00the message", extra={"note": "a\x00b"})
     big, nul = JobLog.objects.filter(job=job).order_by("id")
-    assert len(big.message) < settings.JOB_LOG_MAX_MESSAGE_CHARS + 100
-    assert big.message.endswith(
-        f"[... truncated {1_000_000 - settings.JOB_LOG_MAX_MESSAGE_CHARS} characters]"
-    )
+    assert len(big.message) < cap + 100
+    assert big.message.endswith(f"[... truncated {1_000_000 - cap} characters]")
     assert nul.message == "nulinthe message"
     assert nul.context["note"] == "ab"
 
@@ -192,8 +191,8 @@ def test_no_logger_is_created_per_job(use_backend):
     assert len(memory.rows) == 1000
 
 
-def test_a_repeat_count_is_written_about_a_second_later_without_another_line(job, settings):
-    settings.JOB_LOG_REPEAT_WINDOW = 0.2
+def test_a_repeat_count_is_written_about_a_second_later_without_another_line(job, job_log_settings):
+    job_log_settings(repeat_window=0.2)
     for _ in range(3):
         job.logger.info("same line")
     for _ in range(100):  # written by the timer, no flush, no further line

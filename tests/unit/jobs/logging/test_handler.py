@@ -19,6 +19,7 @@ from django.test import override_settings
 from ami.jobs.logging import JOB_LOGGER_NAME, job_logger
 from ami.jobs.logging.backends.memory import MemoryBackend
 from ami.jobs.logging.handler import JobLogHandler, build_backend, dropped_lines, get_backend
+from tests.integration.jobs.logging.conftest import job_logs_with
 
 
 @pytest.fixture
@@ -45,14 +46,22 @@ def test_records_without_a_job_id_are_not_stored(memory):
 
 
 def test_dotted_path_selects_a_backend():
-    with override_settings(JOB_LOG_BACKEND="ami.jobs.logging.backends.memory.MemoryBackend"):
+    path = "ami.jobs.logging.backends.memory.MemoryBackend"
+    with override_settings(JOB_LOGS=job_logs_with(BACKEND=path)):
         assert isinstance(get_backend(), MemoryBackend)
 
 
-def test_settings_reach_the_backend():
-    with override_settings(JOB_LOG_MAX_MESSAGE_CHARS=5, JOB_LOG_BUFFER_BATCH_SIZE=7):
+def test_options_reach_the_backend():
+    with override_settings(JOB_LOGS=job_logs_with(max_message_chars=5, batch_size=7)):
         assert build_backend("memory").max_message_chars == 5
         assert build_backend("buffered", dual_write=False).writer.batch_size == 7
+
+
+def test_an_option_the_backend_does_not_take_is_refused_when_it_is_built():
+    job_logs = job_logs_with(BACKEND="memory", intervall=1.0)
+    refused = pytest.raises(ImproperlyConfigured, match=r'\["intervall"\].*MemoryBackend takes')
+    with override_settings(JOB_LOGS=job_logs), refused:
+        build_backend()
 
 
 def test_lines_logged_by_a_celery_task_carry_its_id(memory):
@@ -67,7 +76,7 @@ def test_lines_logged_by_a_celery_task_carry_its_id(memory):
 
 @pytest.mark.parametrize("name", ["synk", "ami.jobs.models.Job", "json"])
 def test_an_unknown_backend_is_a_clear_configuration_error(name):
-    with pytest.raises(ImproperlyConfigured, match=f"JOB_LOG_BACKEND='{name}'"):
+    with pytest.raises(ImproperlyConfigured, match=f"JOB_LOG_BACKEND\\)='{name}'"):
         build_backend(name)
 
 
@@ -78,7 +87,7 @@ def test_a_mistyped_backend_stops_the_process_at_startup():
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode != 0
-    assert "JOB_LOG_BACKEND='synk' is not a job log backend" in done.stderr
+    assert "(environment: JOB_LOG_BACKEND)='synk' is not a job log backend" in done.stderr
 
 
 @contextmanager

@@ -6,10 +6,10 @@ import logging
 import math
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from ami.jobs.logging.errors import FailureReporter
-from ami.jobs.logging.legacy import legacy_lines, parse_stdout_entry
+from ami.jobs.logging.legacy import format_entry, legacy_lines, parse_stdout_entry
 from ami.jobs.logging.rows import LogRow, uuid7
 from ami.jobs.logging.sanitize import clean_context, clean_message
 from ami.jobs.logging.storms import MAX_TRACKED_JOBS, RepeatCollapser
@@ -110,3 +110,12 @@ def test_write_keys_are_uuid7_time_ordered_and_unique():
     assert len(set(later)) == 1000
     row = LogRow(1, logging.INFO, "keyed")
     assert uuid.UUID(row.key_text) == uuid.UUID(int=row.key)
+
+
+def test_a_legacy_entry_is_written_and_read_back_by_one_module():
+    made = datetime(2024, 5, 1, 14, 0, 3, tzinfo=timezone(timedelta(hours=2)))
+    entry = format_entry(made, logging.WARNING, "disk full")
+    assert entry == "[2024-05-01 12:00:03] WARNING disk full"  # always UTC
+    line = parse_stdout_entry(entry)
+    assert (line.level, line.message, line.created_at) == (logging.WARNING, "disk full", made)
+    assert line.created_at.tzinfo is UTC
