@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 
+from ami.jobs.checks import check_job_log_settings
 from ami.jobs.logging.handler import build_backend, flush_job_logs, reset_backend
 from ami.jobs.logging.rows import LogRow
 from ami.jobs.models import JobLog
@@ -59,3 +60,10 @@ def test_in_transaction_writes_the_rows_emit_time(job):
     finally:
         backend.close(1)
     assert list(JobLog.objects.values_list("created_at", flat=True)) == [logged_at]
+
+
+def test_in_transaction_takes_the_queue_options_the_load_test_sets_for_every_mode():
+    job_logs = {**settings.JOB_LOGS, "BACKEND": IN_TRANSACTION_BACKEND}
+    job_logs["OPTIONS"] = {"batch_size": 10, "interval": 1.0, "max_lines": 100}
+    with override_settings(JOB_LOGS=job_logs):
+        assert check_job_log_settings(None) == []

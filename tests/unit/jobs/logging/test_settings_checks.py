@@ -88,7 +88,7 @@ def test_an_option_the_backend_does_not_take_stops_the_process_at_startup():
 def test_queue_options_are_every_backends_own():
     """Any backend may queue lines (dual-write), and the load test sets the queue's
     environment variables for every mode: no backend refuses them."""
-    for name in ("sync", "buffered", "legacy_json", "in_transaction", "memory"):
+    for name in ("sync", "buffered", "legacy_json", "memory"):
         job_logs = job_logs_with(BACKEND=name, batch_size=10, interval=1.0, max_lines=100)
         with override_settings(JOB_LOGS=job_logs):
             assert check_job_log_settings(None) == []
