@@ -19,21 +19,32 @@ from ami.jobs.logging import config as job_log_config
 BASE_DIR = Path(__file__).resolve().parent
 
 
+def _required(name: str, how: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ImproperlyConfigured(f"{name} is not set. {how}")
+    return value
+
+
 def _required_url(name: str) -> str:
-    url = os.environ.get(name)
-    if not url:
-        raise ImproperlyConfigured(
-            f"{name} is not set. Export it (README, Configuration), or run `ami services up` "
-            "and use the `ami` command, which passes the embedded servers' URLs on."
-        )
-    return url
+    return _required(
+        name,
+        "Export it (README, Configuration), or run `ami services up` and use the `ami` "
+        "command, which passes the embedded servers' URLs on.",
+    )
 
 
 def _env_bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
+# No default: a known key makes sessions and signed image URLs forgeable. Development gets
+# a key of its own checkout from the lab (`ami services up`, the lab's commands, the tests).
+SECRET_KEY = _required(
+    "DJANGO_SECRET_KEY",
+    "Set a long random value in production (docs/operations.md); in development "
+    "`ami services up` and the lab's commands (`ami demo`, the tests) provide one.",
+)
 DEBUG = _env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 
@@ -45,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "csp",
     "ami.main",
     "ami.ml",
     "ami.jobs",
@@ -57,7 +69,39 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
+
+# -- Browser security -------------------------------------------------------------------------
+# The pages load their scripts and styles from this origin only and are never framed. Inline
+# styles stay allowed: the API docs page (Swagger UI) sets them; inline scripts do not.
+X_FRAME_OPTIONS = "DENY"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Served over TLS (production): AMI_HTTPS=1 makes cookies secure, redirects http to https and
+# sends HSTS. Behind a proxy that terminates TLS, AMI_TRUST_X_FORWARDED_PROTO=1 lets Django
+# see the request as https (only if the proxy always sets that header).
+HTTPS = _env_bool("AMI_HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("AMI_HSTS_SECONDS", "31536000")) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("AMI_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = _env_bool("AMI_HSTS_PRELOAD", False)
+if _env_bool("AMI_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 ROOT_URLCONF = "ami.urls"
 ASGI_APPLICATION = "ami.asgi.application"

@@ -21,6 +21,7 @@ def run_on_servers(target: str, argv: list[str], *, prog: str) -> int:
         # Help connects to nothing, but the settings need a URL for each server to load.
         for server in servers.SERVERS.values():
             os.environ.setdefault(server.env_var, server.url_for(0).replace("127.0.0.1", "unset"))
+        os.environ.setdefault(servers.SECRET_KEY_VAR, "help-only")
         return _run(target, argv, prog)
     already_up = {item.name for item in servers.status() if item.healthy}
     try:
@@ -29,8 +30,8 @@ def run_on_servers(target: str, argv: list[str], *, prog: str) -> int:
         print(f"error: {exc}")
         return 1
     try:
-        for name, url in servers.urls().items():
-            os.environ.setdefault(name, url)
+        for name, value in servers.dev_environment().items():
+            os.environ.setdefault(name, value)
         _setup_django()
         from django.core.management import call_command
 

@@ -6,15 +6,31 @@ it is used as given and no embedded one starts.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from dataclasses import dataclass
 
 from ami_lab.servers.base import EmbeddedServer, ServiceError
 from ami_lab.servers.nats import NatsServer
+from ami_lab.servers.paths import run_dir
 from ami_lab.servers.postgres import PostgresServer
 from ami_lab.servers.redis import RedisServer
 
-__all__ = ["ServiceError", "ServiceStatus", "SERVERS", "up", "down", "status", "urls"]
+__all__ = [
+    "ServiceError",
+    "ServiceStatus",
+    "SERVERS",
+    "up",
+    "down",
+    "status",
+    "urls",
+    "dev_environment",
+    "embedded_environment",
+]
+
+SECRET_KEY_VAR = "DJANGO_SECRET_KEY"
+SECRET_KEY_FILE = "secret-key"
 
 SERVERS: dict[str, EmbeddedServer] = {
     server.name: server for server in (PostgresServer(), NatsServer(), RedisServer())
@@ -96,3 +112,29 @@ def urls() -> dict[str, str]:
         if url:
             found[server.env_var] = url
     return found
+
+
+def dev_secret_key() -> str:
+    """This checkout's development secret key: made once, kept in the run folder (0600)."""
+    path = run_dir() / SECRET_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+def dev_environment() -> dict[str, str]:
+    """What a development process needs in its environment: the servers' URLs (see `urls`)
+    and this checkout's secret key. For the lab's commands and the tests."""
+    return {**urls(), SECRET_KEY_VAR: os.environ.get(SECRET_KEY_VAR) or dev_secret_key()}
+
+
+def embedded_environment() -> dict[str, str]:
+    """The `ami.environment` hook of the `ami` command: the development environment when
+    an embedded server of this checkout runs, else nothing (production sets its own)."""
+    if not any(server.read_state() for server in SERVERS.values()):
+        return {}
+    return dev_environment()

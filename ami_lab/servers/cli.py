@@ -58,6 +58,6 @@ def _status() -> int:
 
 
 def _env() -> int:
-    for name, url in servers.urls().items():
-        print(f"export {name}={shlex.quote(url)}")
+    for name, value in servers.dev_environment().items():
+        print(f"export {name}={shlex.quote(value)}")
     return 0

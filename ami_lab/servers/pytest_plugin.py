@@ -23,7 +23,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
     for name in servers.up():
         if name not in already_up:
             _started_here.append(name)
-    os.environ.update(servers.urls())
+    os.environ.update(servers.dev_environment())
     return (yield)
 
 
