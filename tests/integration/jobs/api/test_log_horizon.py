@@ -22,10 +22,10 @@ from ami.jobs.locking import transition
 from ami.jobs.models import JobLog
 from ami.jobs.states import JobStatus
 from ami_lab.live_server import uvicorn_server
-from tests.asgi_server import database_url
-from tests.integration.api.conftest import add_lines
-from tests.integration.api.log_writers import INSERT, write_mixed_transactions
-from tests.sse import events
+from tests.support.asgi_server import database_url
+from tests.support.log_writers import INSERT, write_mixed_transactions
+from tests.support.logs import add_lines
+from tests.support.sse import events
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 DEADLINE = 60.0  # seconds: any one wait in these tests

@@ -8,7 +8,7 @@ import pytest
 
 from ami.jobs.models import JobLog
 from ami_lab.bench.logs.writers import ProgressUpdater, run_writers
-from tests.integration.jobs.logging.conftest import LOGS_DB
+from tests.support.logs import LOGS_DB
 
 pytestmark = [LOGS_DB, pytest.mark.slow]
 

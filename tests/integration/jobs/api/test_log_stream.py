@@ -16,10 +16,10 @@ from ami.jobs.locking import transition
 from ami.jobs.logging import FINAL_LINE_KEY
 from ami.jobs.models import JobLog
 from ami.jobs.states import JobStatus
-from tests.asgi_server import database_url
-from tests.integration.api.conftest import add_lines, cursor_of
-from tests.integration.api.log_writers import write_mixed_transactions
-from tests.sse import Event, events
+from tests.support.asgi_server import database_url
+from tests.support.log_writers import write_mixed_transactions
+from tests.support.logs import add_lines, cursor_of
+from tests.support.sse import Event, events
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 READ_TIMEOUT = 15.0  # seconds; the stream sends a heartbeat every 0.5 s in these tests
