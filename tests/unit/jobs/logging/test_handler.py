@@ -45,8 +45,13 @@ def test_records_without_a_job_id_are_not_stored(memory):
 
 
 def test_dotted_path_selects_a_backend():
-    with override_settings(JOB_LOG_BACKEND="ami.jobs.logging.backends.memory.MemoryBackend"):
-        assert isinstance(get_backend(), MemoryBackend)
+    """A dotted path builds that very class (a test-only one); the alias builds its own."""
+    path = "tests.support.log_backends.StubBackend"
+    with override_settings(JOB_LOG_BACKEND=path):
+        backend = get_backend()
+        assert f"{type(backend).__module__}.{type(backend).__qualname__}" == path
+    with override_settings(JOB_LOG_BACKEND="memory"):
+        assert type(get_backend()) is MemoryBackend
 
 
 def test_settings_reach_the_backend():
