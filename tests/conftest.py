@@ -1,4 +1,8 @@
-"""Shared fixtures. Servers are started by the `ami_lab.servers.pytest_plugin` plugin."""
+"""Shared fixtures. Servers are started by the `ami_lab.servers.pytest_plugin` plugin.
+
+Fixtures used across directories live in `tests/support` and are registered here, once for
+the whole run; plain helpers are imported from `tests/support` modules.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from django.test import override_settings
 from ami.jobs.models import Job
 from ami.main.models import Project, SourceImage
 from ami.ml.models import Algorithm, Pipeline
+
+pytest_plugins = ["tests.support.fixtures", "tests.support.asgi_server"]
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ try:
 except ImportError:  # optional: the tests skip (or fail in CI) without it
     sync_playwright = None
 
-from tests.asgi_server import asgi_server  # noqa: F401  (a fixture)
 
 CHROMIUM = os.environ.get("AMI_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"

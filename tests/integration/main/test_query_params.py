@@ -10,7 +10,6 @@ import pytest
 from rest_framework.test import APIClient
 
 from ami.ml.models import ProcessingService
-from tests.integration.api.conftest import client_for, member, member_client  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

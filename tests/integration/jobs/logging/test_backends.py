@@ -23,7 +23,7 @@ from ami.jobs.logging.errors import FailureReporter
 from ami.jobs.logging.handler import build_backend, flush_job_logs
 from ami.jobs.logging.rows import LogRow
 from ami.jobs.models import Job, JobLog
-from tests.integration.jobs.logging.conftest import LOGS_DB, stored_messages
+from tests.support.logs import LOGS_DB, stored_messages
 
 pytestmark = LOGS_DB
 

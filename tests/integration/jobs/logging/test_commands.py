@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ami.jobs.models import Job, JobLog
 from ami.jobs.tasks import prune_job_logs
-from tests.integration.jobs.logging.conftest import LOGS_DB, stored_messages
+from tests.support.logs import LOGS_DB, stored_messages
 
 pytestmark = LOGS_DB
 

@@ -11,7 +11,7 @@ import pytest
 from ami.jobs.logging.handler import build_backend, flush_job_logs
 from ami.jobs.logging.rows import LogRow
 from ami.jobs.models import JobLog
-from tests.integration.jobs.logging.conftest import LOGS_DB
+from tests.support.logs import LOGS_DB
 
 pytestmark = LOGS_DB
 

@@ -10,7 +10,7 @@ import pytest
 
 from ami.jobs.logging.handler import dropped_lines, flush_job_logs
 from ami.jobs.models import Job, JobLog
-from tests.integration.jobs.logging.conftest import LOGS_DB, stored_messages
+from tests.support.logs import LOGS_DB, stored_messages
 
 pytestmark = LOGS_DB
 

@@ -12,8 +12,8 @@ from django.db import connections
 from ami.jobs.logging.handler import build_backend, flush_job_logs
 from ami.jobs.logging.rows import LogRow
 from ami.jobs.models import JobLog
-from tests.integration.jobs.logging.conftest import LOGS_DB, stored_messages
 from tests.integration.jobs.logging.proxy import CommitReplyDropper
+from tests.support.logs import LOGS_DB, stored_messages
 
 pytestmark = LOGS_DB
 

@@ -18,7 +18,7 @@ from ami.jobs.locking import lock_job
 from ami.jobs.logging import JOB_LOGGER_NAME, job_logger
 from ami.jobs.logging.handler import flush_job_logs, get_backend
 from ami.jobs.models import Job, JobLog
-from tests.integration.jobs.logging.conftest import LOGS_DB, stored_messages
+from tests.support.logs import LOGS_DB, stored_messages
 
 pytestmark = LOGS_DB
 

@@ -8,7 +8,7 @@ import threading
 
 from ami.jobs.logging.backends.sync import SyncBackend
 from ami.jobs.logging.rows import LogRow
-from tests.integration.jobs.logging.conftest import LOGS_DB, stored_messages
+from tests.support.logs import LOGS_DB, stored_messages
 
 pytestmark = LOGS_DB
 

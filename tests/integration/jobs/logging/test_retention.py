@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ami.jobs.logging import retention
 from ami.jobs.models import Job, JobLog
-from tests.integration.jobs.logging.conftest import LOGS_DB
+from tests.support.logs import LOGS_DB
 
 pytestmark = LOGS_DB
 

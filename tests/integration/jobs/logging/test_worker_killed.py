@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from ami.jobs.models import JobLog
-from tests.integration.jobs.logging.conftest import LOGS_DB
+from tests.support.logs import LOGS_DB
 
 pytestmark = LOGS_DB
 

@@ -6,7 +6,6 @@ import asyncio
 import subprocess
 import sys
 import threading
-import time
 
 import nats
 import psutil
@@ -21,6 +20,7 @@ from ami_lab.loadtest.faults import (
     WorkerKiller,
 )
 from ami_lab.servers import SERVERS
+from tests.support.polling import wait_until
 
 
 def test_terminator_kills_only_matching_connections(test_database_url):
@@ -41,7 +41,9 @@ def test_idle_in_transaction_timeout_applies_to_new_connections_and_is_undone(
     try:
         conn = psycopg.connect(test_database_url)
         conn.execute("SELECT 1")  # opens a transaction, then stays idle in it
-        time.sleep(1.0)
+        wait_until(
+            lambda: not backend_alive(test_database_url, conn.info.backend_pid), "the timeout"
+        )
         with pytest.raises(psycopg.Error, match="idle-in-transaction"):
             conn.execute("SELECT 1")
     finally:
@@ -57,7 +59,7 @@ def test_lock_holder_holds_the_job_row(job, test_database_url):
     holder.job_id = job.pk
     thread = threading.Thread(target=holder.strike)
     thread.start()
-    time.sleep(0.5)
+    wait_until(lambda: holder.events, "the holder to take the row lock", interval=0.01)
     with psycopg.connect(test_database_url) as conn, pytest.raises(psycopg.errors.LockNotAvailable):
         conn.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE NOWAIT", (job.pk,))
     thread.join()
@@ -73,13 +75,13 @@ def test_worker_killer_kills_children_only():
     )
     parent = subprocess.Popen([sys.executable, "-c", code])
     try:
-        deadline = time.monotonic() + 20
-        while len(psutil.Process(parent.pid).children()) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: len(psutil.Process(parent.pid).children()) == 3, "3 children", 20)
         killer = WorkerKiller(lambda: parent.pid, count=1, interval=1)
         killer.strike()
         killer.strike()  # count exhausted: no second victim
-        time.sleep(0.5)
+        assert len(killer.events) == 1
+        victim = int(killer.events[0].detail.removeprefix("pid "))
+        wait_until(lambda: not running(victim), "the victim to die")
         alive = [c for c in psutil.Process(parent.pid).children() if c.status() != "zombie"]
         assert len(alive) == 2
         assert parent.poll() is None
@@ -102,6 +104,21 @@ def test_nats_restart_keeps_port_and_jetstream_data(tmp_path, monkeypatch):
         assert asyncio.run(_stream_messages(after.url)) == 1
     finally:
         server.stop()
+
+
+def backend_alive(database_url: str, pid: int) -> bool:
+    """Whether the server backend `pid` still runs (seen from another connection)."""
+    with psycopg.connect(database_url) as conn:
+        query = "SELECT 1 FROM pg_stat_activity WHERE pid = %s"
+        return conn.execute(query, (pid,)).fetchone() is not None
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 async def _add_stream(url: str) -> None:

@@ -19,7 +19,7 @@ from django.test import override_settings
 from ami.jobs.logging import JOB_LOGGER_NAME, job_logger
 from ami.jobs.logging.backends.memory import MemoryBackend
 from ami.jobs.logging.handler import JobLogHandler, build_backend, dropped_lines, get_backend
-from tests.integration.jobs.logging.conftest import job_logs_with
+from tests.support.log_settings import job_logs_with
 
 
 @pytest.fixture
@@ -46,9 +46,13 @@ def test_records_without_a_job_id_are_not_stored(memory):
 
 
 def test_dotted_path_selects_a_backend():
-    path = "ami.jobs.logging.backends.memory.MemoryBackend"
+    """A dotted path builds that very class (a test-only one); the alias builds its own."""
+    path = "tests.support.log_backends.StubBackend"
     with override_settings(JOB_LOGS=job_logs_with(BACKEND=path)):
-        assert isinstance(get_backend(), MemoryBackend)
+        backend = get_backend()
+        assert f"{type(backend).__module__}.{type(backend).__qualname__}" == path
+    with override_settings(JOB_LOGS=job_logs_with(BACKEND="memory")):
+        assert type(get_backend()) is MemoryBackend
 
 
 def test_options_reach_the_backend():

@@ -22,7 +22,7 @@ from ami.jobs.logging.backends.base import DEFAULT_INTERVAL
 from ami.jobs.logging.backends.buffered import BufferedBackend
 from ami.jobs.logging.backends.memory import MemoryBackend
 from ami.jobs.logging.errors import FailureReporter
-from tests.integration.jobs.logging.conftest import job_logs_with
+from tests.support.log_settings import job_logs_with
 
 BAD_VALUES = {
     "BACKEND": [None, "", 3],

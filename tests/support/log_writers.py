@@ -26,7 +26,7 @@ def write_mixed_transactions(url: str, job_id: int, writer: int, transactions: i
             conn.autocommit = False
             for n in range(rng.randint(1, 4)):
                 conn.execute(INSERT, [job_id, f"w{writer} t{t} n{n}"])
-                time.sleep(rng.uniform(0, 0.02))
+                time.sleep(rng.uniform(0, 0.02))  # the scenario: writers at uneven paces
             if shape < 0.9:
                 conn.commit()
             else:

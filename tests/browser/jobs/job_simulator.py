@@ -35,7 +35,7 @@ def run_job(url: str, job_id: int, images: int, pause: float, go, done_log: str)
             conn.execute(ADVANCE if level == 20 else FAIL, [job_id])
             message = f"Saved image {i}: 2 detections" if level == 20 else f"image {i} failed"
             conn.execute(LOG, [job_id, level, message, f'{{"image": {i}}}'])
-            time.sleep(pause)
+            time.sleep(pause)  # the scenario: a job the page watches advance
         for stage in ("process", "results"):
             conn.execute(FINISH_STAGE, [job_id, stage])
         conn.execute(FINISH, [job_id])

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from ami.jobs.api.cursor import Cursor
 from ami.jobs.models import JobLog
-from tests.integration.api.conftest import add_lines, cursor_of
+from tests.support.logs import add_lines, cursor_of
 
 # Committed rows: the horizon serves lines of ended transactions only, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)

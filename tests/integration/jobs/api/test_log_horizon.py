@@ -22,14 +22,16 @@ from ami.jobs.locking import transition
 from ami.jobs.models import JobLog
 from ami.jobs.states import JobStatus
 from ami_lab.live_server import uvicorn_server
-from tests.asgi_server import database_url
-from tests.integration.api.conftest import add_lines
-from tests.integration.api.log_writers import INSERT, write_mixed_transactions
-from tests.sse import events
+from tests.support.asgi_server import database_url
+from tests.support.log_writers import INSERT, write_mixed_transactions
+from tests.support.logs import add_lines
+from tests.support.polling import wait_until
+from tests.support.sse import events
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 DEADLINE = 60.0  # seconds: any one wait in these tests
 HTTP_TIMEOUT = 30.0  # seconds
+POLL_INTERVAL = 0.01  # seconds: readers advance fast, a wait should notice at once
 # Lines must reach readers well within this while an unrelated transaction stays open (the
 # writers commit theirs within a few seconds); far below 60 s, where the old horizon gave up.
 NOT_FROZEN_SECONDS = 20.0
@@ -42,11 +44,7 @@ def committed_cursors(job_id: int) -> list[str]:
 
 
 def wait_for(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+    wait_until(condition, what, deadline, interval=POLL_INTERVAL)
 
 
 @contextmanager

@@ -16,10 +16,10 @@ from ami.jobs.locking import transition
 from ami.jobs.logging import FINAL_LINE_KEY
 from ami.jobs.models import JobLog
 from ami.jobs.states import JobStatus
-from tests.asgi_server import database_url
-from tests.integration.api.conftest import add_lines, cursor_of
-from tests.integration.api.log_writers import write_mixed_transactions
-from tests.sse import Event, events
+from tests.support.asgi_server import database_url
+from tests.support.log_writers import write_mixed_transactions
+from tests.support.logs import add_lines, cursor_of
+from tests.support.sse import Event, events
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 READ_TIMEOUT = 15.0  # seconds; the stream sends a heartbeat every 0.5 s in these tests
@@ -129,12 +129,12 @@ def test_many_open_streams_share_a_few_threads(asgi_server, staged_job, session_
     transition(staged_job.pk, JobStatus.STARTED)
     clients = 40
 
-    async def watch(client: httpx.AsyncClient, opened: asyncio.Event) -> Event:
+    async def watch(client: httpx.AsyncClient, polling: asyncio.Event) -> Event:
         async with client.stream("GET", f"/api/jobs/{staged_job.pk}/logs/stream?tail=0") as r:
-            lines = r.aiter_lines()
-            opened.set()
-            async for event in async_events(lines):
-                if event.event == "log":
+            async for event in async_events(r.aiter_lines()):
+                if event.event == "comment":  # a heartbeat: sent only from the polling loop
+                    polling.set()
+                elif event.event == "log":
                     return event
         raise AssertionError("stream ended without a line")
 
@@ -143,11 +143,10 @@ def test_many_open_streams_share_a_few_threads(asgi_server, staged_job, session_
         async with httpx.AsyncClient(
             base_url=base, cookies=session_cookie, timeout=READ_TIMEOUT, limits=limits
         ) as client:
-            opened = [asyncio.Event() for _ in range(clients)]
-            tasks = [asyncio.create_task(watch(client, o)) for o in opened]
-            await asyncio.wait_for(asyncio.gather(*(o.wait() for o in opened)), READ_TIMEOUT)
-            await asyncio.sleep(1.0)  # every stream is past its history, polling
-            threads = server_threads(pid)
+            polling = [asyncio.Event() for _ in range(clients)]
+            tasks = [asyncio.create_task(watch(client, p)) for p in polling]
+            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in polling)), READ_TIMEOUT)
+            threads = server_threads(pid)  # every stream is past its history, polling
             await asyncio.to_thread(log_from_a_thread, staged_job.pk, "to everyone")
             return threads, await asyncio.wait_for(asyncio.gather(*tasks), READ_TIMEOUT)
 

@@ -1,4 +1,4 @@
-"""The `asgi_server` fixture: a real uvicorn process on the test database."""
+"""The `asgi_server` fixture (registered by tests/conftest.py): uvicorn on the test database."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from ami.jobs.locking import transition
 from ami.jobs.models import Job
 from ami.jobs.states import JobStatus
 from ami.main.models import Project
-from tests.integration.api.conftest import add_lines
+from tests.support.logs import add_lines
 
 pytestmark = pytest.mark.django_db
 

@@ -17,11 +17,13 @@ from django.test import Client
 from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.states import JobStatus
-from tests.integration.api.conftest import add_lines
-from tests.integration.hostile import api_routes
-from tests.support import hostile
+from tests.support import api_routes, hostile
+from tests.support.logs import add_lines
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.usefixtures("fresh_log_backend"),
+]
 
 ROUTES = api_routes.get_routes()
 ALWAYS_SENT = ["format"]  # DRF reads `?format=` on every view it serves

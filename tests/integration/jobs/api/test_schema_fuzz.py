@@ -20,9 +20,8 @@ from hypothesis import HealthCheck, settings
 from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.states import JobStatus
-from tests.integration.api.conftest import add_lines
-from tests.integration.hostile.api_routes import schema as published_schema
-from tests.integration.ml.conftest import broker  # noqa: F401  (fixture: empties the queues)
+from tests.support.api_routes import schema as published_schema
+from tests.support.logs import add_lines
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -15,10 +15,10 @@ import pytest
 from ami.jobs.logging import job_logger
 from ami.jobs.logging.handler import flush_job_logs
 from ami.jobs.models import Job, JobLog
-from tests.integration.jobs.logging.conftest import LOGS_DB
 from tests.support import hostile
+from tests.support.logs import LOGS_DB
 
-pytestmark = LOGS_DB
+pytestmark = [LOGS_DB, pytest.mark.usefixtures("fresh_log_backend")]
 
 BACKENDS = ["sync", "buffered", "legacy_json", "memory"]
 FLUSH_TIMEOUT = 10.0  # seconds

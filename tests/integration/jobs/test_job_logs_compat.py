@@ -9,7 +9,7 @@ import pytest
 
 from ami.jobs.models import JobLog
 from ami.jobs.models.job import LEGACY_LOGS_LIMIT
-from tests.integration.api.conftest import add_lines
+from tests.support.logs import add_lines
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.models import JobLog, JobStage
 from ami.jobs.states import JobStatus
-from tests.asgi_server import database_url
-from tests.browser.job_simulator import run_job
+from tests.browser.jobs.job_simulator import run_job
+from tests.support.asgi_server import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 IMAGES = 60
