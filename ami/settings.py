@@ -160,6 +160,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # -- Messaging --------------------------------------------------------------------------------
 NATS_URL = _required_url("NATS_URL")
 REDIS_URL = _required_url("REDIS_URL")
+# The shared cache: rate-limit counters every web process must see alike.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "ami-cache",
+    }
+}
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True
@@ -182,6 +190,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Rates for the throttles that name these scopes (per client address or service).
+    "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("AMI_LOGIN_RATE", "10/min")},
 }
 
 LANGUAGE_CODE = "en-us"

@@ -5,12 +5,13 @@ from django.urls import path, re_path
 from django.views.generic import RedirectView
 
 from ami.jobs import views
+from ami.jobs.login import LoginView
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="job-list"), name="home"),
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]
 
