@@ -68,7 +68,9 @@ class LedgerFilter(logging.Filter):
             hostile = self._hostile(context)
             record.msg = f"{record.msg}{hostile} lt={line_id}"
             mark = " hostile" if HOSTILE_KEY in context else ""
-            self._file("lines").write(f"{line_id} {time.time():.3f}{mark}\n")
+            job = getattr(record, "job_id", None)
+            job_mark = f" job={job}" if isinstance(job, int) else ""
+            self._file("lines").write(f"{line_id} {time.time():.3f}{job_mark}{mark}\n")
         return True
 
     def _hostile(self, context: dict) -> str:
@@ -98,6 +100,19 @@ class Emitted:
     at: float  # time.time() of the emit
     pid: int
     hostile: bool = False  # carried hostile content (--hostile-lines)
+    job_id: int | None = None  # the job the line was logged for (None: not recorded)
+
+
+def parse_ledger_row(row: str, pid: int) -> Emitted | None:
+    """One ledger row: `<line id> <emit time> [job=<job id>] [hostile]` (None if malformed)."""
+    parts = row.split()
+    if len(parts) < 2:
+        return None
+    job_id = None
+    for mark in parts[2:]:
+        if mark.startswith("job="):
+            job_id = int(mark[4:])
+    return Emitted(parts[0], float(parts[1]), pid, "hostile" in parts[2:], job_id)
 
 
 def emitted_lines(directory: Path) -> list[Emitted]:
@@ -106,9 +121,9 @@ def emitted_lines(directory: Path) -> list[Emitted]:
     for path in directory.glob("lines-*.txt"):
         pid = int(path.stem.split("-")[1])
         for row in path.read_text().splitlines():
-            parts = row.split()
-            if len(parts) in (2, 3):
-                lines.append(Emitted(parts[0], float(parts[1]), pid, parts[2:] == ["hostile"]))
+            line = parse_ledger_row(row, pid)
+            if line is not None:
+                lines.append(line)
     return lines
 
 

@@ -28,6 +28,10 @@ class ModeOutcome:
     lines_lost_at_sigkill: int = 0  # in flight in a process when it was SIGKILLed
     lines_lost_hostile: int = 0  # lines with hostile content (--hostile-lines) among the lost
     lines_duplicated: int = 0
+    lines_other_jobs: int = 0  # emitted for another job (a task of an earlier run's job)
+    # The first lost lines (unexpected losses first), see lost_lines.LostLine: id, pid,
+    # emit time, job, whether and when its process was killed, its console text.
+    lost_lines: list[dict] = field(default_factory=list)
     error_lines: dict[str, int] = field(default_factory=dict)
     most_error_lines_per_fault: int = 0
     fault_events: int = 0

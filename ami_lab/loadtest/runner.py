@@ -6,6 +6,7 @@ import logging
 import os
 import statistics
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
@@ -41,11 +42,13 @@ from ami_lab.loadtest.faults import (
 from ami_lab.loadtest.ledger import (
     HOSTILE_EVERY_ENV,
     LEDGER_ENV,
+    Emitted,
     emitted_lines,
     stored_ids,
     task_records,
 )
 from ami_lab.loadtest.lock_sampler import LockSampler, LockWaitStats
+from ami_lab.loadtest.lost_lines import describe_lost, read_logs
 from ami_lab.loadtest.phase_faults import PhaseFault, Targets
 from ami_lab.loadtest.phases import ORDER, PhaseWatcher
 from ami_lab.loadtest.report import ModeOutcome
@@ -276,7 +279,7 @@ def measure(
     _count_images(result, job)
     result.results_per_second = (result.images_processed + result.images_failed) / wall
     _count_tasks(result, ledger_dir)
-    _count_lines(result, mode, job, ledger_dir, plan, config.buffer_interval)
+    _count_lines(result, mode, job, ledger_dir, plan, config.buffer_interval, out_dir / "logs")
     errors = error_lines.parse(_log_lines(out_dir / "logs"))
     result.error_lines = error_lines.by_kind(errors)
     result.fault_events = len(plan.events)
@@ -338,31 +341,56 @@ def _count_tasks(result: ModeOutcome, ledger_dir: Path) -> None:
 
 
 def _count_lines(
-    result: ModeOutcome, mode: str, job: Job, ledger_dir: Path, plan: FaultPlan, interval: float
+    result: ModeOutcome,
+    mode: str,
+    job: Job,
+    ledger_dir: Path,
+    plan: FaultPlan,
+    interval: float,
+    logs_dir: Path | None = None,
 ) -> None:
     emitted = emitted_lines(ledger_dir)
-    if mode == "legacy_json":
-        job.refresh_from_db(fields=["legacy_logs"])
-        messages = [*job.legacy_logs.get("stdout", []), *job.legacy_logs.get("stderr", [])]
-    else:
-        messages = JobLog.objects.filter(job=job).values_list("message", flat=True).iterator()
-    stored = stored_ids(messages)
+    stored = stored_ids(_stored_messages(mode, job, emitted))
     lost = [line for line in emitted if line.line_id not in stored]
     result.lines_emitted = len(emitted)
     result.lines_stored = sum(1 for line in emitted if line.line_id in stored)
     result.lines_lost = len(lost)
     result.lines_lost_hostile = sum(1 for line in lost if line.hostile)
     result.lines_duplicated = sum(count - 1 for count in stored.values() if count > 1)
+    result.lines_other_jobs = sum(
+        1 for line in emitted if line.job_id is not None and line.job_id != job.pk
+    )
     kills = {
         int(event.detail.split()[1]): event.at
         for event in plan.events
         if event.detail.startswith("pid ")  # kill_workers and the phase faults' sigkill
     }
-    result.lines_lost_at_sigkill = sum(
-        1
+    in_flight = [
+        line.line_id
         for line in lost
         if line.pid in kills and 0 <= kills[line.pid] - line.at <= interval + KILL_MARGIN
-    )
+    ]
+    result.lines_lost_at_sigkill = len(in_flight)
+    if lost:
+        logs = read_logs(logs_dir) if logs_dir is not None else []
+        result.lost_lines = [line.as_dict() for line in describe_lost(lost, kills, in_flight, logs)]
+
+
+def _stored_messages(mode: str, job: Job, emitted: list[Emitted]) -> Iterable[str]:
+    """Messages stored for the run's job and for any other job a line was logged for.
+
+    A worker can run a task of an earlier run's job (its message restored to the broker
+    queue at that run's shutdown, received by this run's worker at start): its line is
+    logged for that job, and stored there.
+    """
+    jobs = {job.pk} | {line.job_id for line in emitted if line.job_id is not None}
+    if mode != "legacy_json":
+        return JobLog.objects.filter(job_id__in=jobs).values_list("message", flat=True).iterator()
+    messages: list[str] = []
+    for legacy in Job.objects.filter(pk__in=jobs).values_list("legacy_logs", flat=True):
+        legacy = legacy or {}
+        messages.extend([*legacy.get("stdout", []), *legacy.get("stderr", [])])
+    return messages
 
 
 def _log_lines(logs_dir: Path) -> list[str]:

@@ -8,6 +8,7 @@ correctness does not depend on the log mode.
 
 from __future__ import annotations
 
+from ami_lab.loadtest.lost_lines import LostLine
 from ami_lab.loadtest.report import ModeOutcome
 
 GUARANTEED_MODES = frozenset({"sync", "buffered"})
@@ -26,7 +27,7 @@ def problems(result: ModeOutcome) -> list[str]:
         if result.lines_lost_otherwise:
             hostile = result.lines_lost_hostile
             detail = f" ({hostile} of them with hostile content)" if hostile else ""
-            found.append(f"{result.lines_lost_otherwise} log lines lost{detail}")
+            found.append(f"{result.lines_lost_otherwise} log lines lost{detail}{_lost(result)}")
         if result.lines_duplicated:
             found.append(f"{result.lines_duplicated} log lines duplicated")
     for fault in result.phase_faults:
@@ -35,6 +36,13 @@ def problems(result: ModeOutcome) -> list[str]:
         if fault["reached"] and not fault["covered"] and result.mode in GUARANTEED_MODES:
             found.append(f"fault {fault['fault']} did not cover its phase (harness timing)")
     return found
+
+
+def _lost(result: ModeOutcome) -> str:
+    """The lost lines not explained by a SIGKILL, one per line (as many as were described)."""
+    lines = [LostLine(**line) for line in result.lost_lines]
+    unexpected = [line.describe() for line in lines if not line.in_flight]
+    return "".join(f"\n    lost {text}" for text in unexpected)
 
 
 def failures(results: list[ModeOutcome]) -> dict[str, list[str]]:
