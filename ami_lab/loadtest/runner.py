@@ -69,8 +69,9 @@ logger = logging.getLogger(__name__)
 POLL_INTERVAL = 0.5  # seconds
 NATS_ACK_WAIT = 15.0  # seconds
 # A lost line counts as "in flight at SIGKILL" if its process was killed within the buffered
-# backend's flush interval plus this margin after emitting it (for sync: within the margin,
-# i.e. the call had not returned).
+# backend's flush interval plus this margin after emitting it. Every mode gets that window;
+# for sync it is generous (its call returns only after the commit), so a sync line lost
+# outside it is a real loss.
 KILL_MARGIN = 1.0  # seconds
 CELERY_READY_TIMEOUT = 120.0  # seconds for the Celery workers to report "ready."
 
