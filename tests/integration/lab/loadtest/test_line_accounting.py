@@ -21,7 +21,7 @@ from ami_lab.loadtest.faults import FaultEvent
 from ami_lab.loadtest.ledger import emitted_lines
 from ami_lab.loadtest.report import ModeOutcome
 from ami_lab.loadtest.runner import _count_lines
-from tests.integration.jobs.logging.conftest import LOGS_DB
+from tests.support.logs import LOGS_DB
 
 pytestmark = LOGS_DB
 
