@@ -36,7 +36,7 @@ def test_a_tampered_signature_is_refused(client, stored_image):
 
 
 def test_a_signature_does_not_open_another_image(client, stored_image, project):
-    other = SourceImage.objects.create(project=project, path="img/a.png")
+    other = SourceImage.objects.create(project=project, path="img/b.png")
     signature = signed_image_path(stored_image.pk).rsplit(":", 1)[1]
     forged = signed_image_path(other.pk).rsplit(":", 1)[0] + ":" + signature
     assert client.get(forged).status_code == 404
