@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -75,36 +76,64 @@ class Worker:
             return
         self.stats.batches += 1
         self.stats.images += len(results)
-        self.stats.failed += sum(1 for result in results if "error" in result)
+        self.stats.failed += sum(1 for item in results if "error" in item["result"])
 
     def process_task(self, task: dict) -> dict:
-        """One task's result: detections, or the error that stopped this image."""
-        base = {"image_id": task["image_id"], "reply_subject": task["reply_subject"]}
+        """One task's result: `PipelineResultsResponse`, or the error that stopped the image."""
+        image_id = task["image_id"]
+
+        def failed(message: str) -> dict:
+            return {
+                "reply_subject": task["reply_subject"],
+                "result": {"error": message, "image_id": image_id},
+            }
+
+        started = time.monotonic()
         try:
             image = self.load(task["image_url"])
         except (ApiError, UnidentifiedImageError, OSError) as exc:
-            return {**base, "error": f"could not load image: {exc}"}
+            return failed(f"could not load image: {exc}")
         if self.options.inference_delay:
             time.sleep(self.options.inference_delay)
         try:
             detections = self.model.process(image)
         except Exception as exc:  # a pluggable model may fail any way: that image's error
-            logger.warning("Model failed on image %s", task["image_id"], exc_info=True)
-            return {**base, "error": f"model failed: {exc!r}"}
-        return {**base, "detections": [self.encode(d) for d in detections]}
+            logger.warning("Model failed on image %s", image_id, exc_info=True)
+            return failed(f"model failed: {exc!r}")
+        result = {
+            "pipeline": self.model.pipeline_slug,
+            "algorithms": {},
+            "total_time": time.monotonic() - started,
+            "source_images": [{"id": image_id, "url": task["image_url"]}],
+            "detections": [self.encode(image_id, d) for d in detections],
+        }
+        return {"reply_subject": task["reply_subject"], "result": result}
 
     def load(self, url: str) -> np.ndarray:
         with Image.open(io.BytesIO(self.client.download(url))) as image:
             return np.asarray(image.convert("RGB"))
 
-    def encode(self, detection: Detection) -> dict:
+    def encode(self, image_id: str, detection: Detection) -> dict:
+        """A `DetectionResponse`: one terminal classification with every ranked label."""
         x1, y1, x2, y2 = detection.bbox
+        now = datetime.now(UTC).isoformat()
+        classifications = []
+        if detection.classifications:
+            ranked = detection.classifications
+            classifications.append(
+                {
+                    "classification": ranked[0].label,
+                    "labels": [c.label for c in ranked],
+                    "scores": [c.score for c in ranked],
+                    "algorithm": self.model.classifier,
+                    "terminal": True,
+                    "timestamp": now,
+                }
+            )
         return {
+            "source_image_id": image_id,
             "bbox": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
-            "score": detection.score,
-            "algorithm": self.model.detector_key,
-            "classifications": [
-                {"label": c.label, "score": c.score, "algorithm": self.model.classifier_key}
-                for c in detection.classifications
-            ],
+            "algorithm": self.model.detector,
+            "timestamp": now,
+            "classifications": classifications,
         }
