@@ -1,7 +1,7 @@
 """Pluggable models for the processing service, and the bundled CPU model.
 
-A model is any class with `pipeline_slug` (the pipeline it runs), `detector` and
-`classifier` (the protocol's algorithm references, `{"name", "key"}`) and
+A model is any class with `pipeline_slug` (the pipeline it runs), `detector_algorithm` and
+`classifier_algorithm` (the protocol's algorithm references, `{"name", "key"}`) and
 `process(image) -> list[Detection]`, where `image` is an HxWx3 uint8 numpy array. Choose
 one with `ami worker --model package.module:ClassName`.
 
@@ -49,8 +49,8 @@ class Detection:
 
 class Model(Protocol):
     pipeline_slug: str
-    detector: dict[str, str]
-    classifier: dict[str, str]
+    detector_algorithm: dict[str, str]
+    classifier_algorithm: dict[str, str]
 
     def process(self, image: np.ndarray) -> list[Detection]: ...
 
@@ -151,8 +151,8 @@ class BlobModel:
     """Threshold + connected components + nearest-centroid classifier (CPU, numpy/scipy)."""
 
     pipeline_slug = PIPELINE_SLUG
-    detector = {"name": DETECTOR_NAME, "key": DETECTOR_KEY}
-    classifier = {"name": CLASSIFIER_NAME, "key": CLASSIFIER_KEY}
+    detector_algorithm = {"name": DETECTOR_NAME, "key": DETECTOR_KEY}
+    classifier_algorithm = {"name": CLASSIFIER_NAME, "key": CLASSIFIER_KEY}
 
     def __init__(self) -> None:
         self.classifier = NearestCentroid(training_samples())

@@ -125,7 +125,7 @@ class Worker:
                     "classification": ranked[0].label,
                     "labels": [c.label for c in ranked],
                     "scores": [c.score for c in ranked],
-                    "algorithm": self.model.classifier,
+                    "algorithm": self.model.classifier_algorithm,
                     "terminal": True,
                     "timestamp": now,
                 }
@@ -133,7 +133,7 @@ class Worker:
         return {
             "source_image_id": image_id,
             "bbox": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
-            "algorithm": self.model.detector,
+            "algorithm": self.model.detector_algorithm,
             "timestamp": now,
             "classifications": classifications,
         }
