@@ -60,6 +60,9 @@ class Worker:
                 except Stopping:
                     break
                 if not tasks:
+                    if not self.job_is_open():
+                        logger.info("Job %s is complete", self.options.job_id)
+                        break
                     self.stop.wait(idle)
                     idle = min(idle * 2, IDLE_POLL_MAX)
                     continue
@@ -67,6 +70,12 @@ class Worker:
                 results = list(pool.map(self.process_task, tasks))
                 self.post(results)
         return self.stats
+
+    def job_is_open(self) -> bool:
+        try:
+            return self.client.job_is_open(self.options.job_id, self.model.pipeline_slug)
+        except Stopping:
+            return False
 
     def post(self, results: list[dict]) -> None:
         try:

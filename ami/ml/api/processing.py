@@ -75,13 +75,16 @@ class ProcessingServiceView(APIView):
     def service(self) -> ProcessingService:
         return self.request.auth
 
-    def job_or_error(self, job_id: int) -> tuple[Job | None, Response | None]:
+    def job_or_error(
+        self, job_id: int, final_ok: bool = False
+    ) -> tuple[Job | None, Response | None]:
+        """The job, or a 404 if there is none, or a 410 if it is final (unless `final_ok`)."""
         job = Job.objects.filter(pk=job_id).only("status", "pipeline_id").first()
         if job is None:
             return None, Response(
                 {"detail": f"job {job_id} does not exist"}, status=status.HTTP_404_NOT_FOUND
             )
-        if job.is_final:
+        if job.is_final and not final_ok:
             return None, _gone(job)
         return job, None
 
@@ -127,7 +130,9 @@ class ReserveTasksView(ProcessingServiceView):
         return self.reserve(request, job_id, batch or DEFAULT_GET_BATCH)
 
     def reserve(self, request: Request, job_id: int, batch: int) -> Response:
-        job, error = self.job_or_error(job_id)
+        """Up to `batch` tasks; `{"tasks": []}` for a job not running (yet, or any more),
+        as upstream answers: clients stop asking at the first empty list."""
+        job, error = self.job_or_error(job_id, final_ok=True)
         if error:
             return error
         if job.status != JobStatus.STARTED:
@@ -135,8 +140,7 @@ class ReserveTasksView(ProcessingServiceView):
         try:
             reserved = nats.reserve(job_id, min(batch, settings.PROCESSING_MAX_BATCH))
         except nats.TaskQueueGone:
-            job.refresh_from_db(fields=["status"])
-            return _gone(job) if job.is_final else Response({"tasks": []})
+            return Response({"tasks": []})
         except (nats.NatsError, nats.NatsTimeoutError):
             logger.warning("Could not reserve tasks of job %s", job_id, exc_info=True)
             return Response(

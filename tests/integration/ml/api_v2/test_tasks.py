@@ -81,5 +81,4 @@ def test_unknown_and_final_jobs(service, started_job):
     assert service.post(url.format(999999), {"batch_size": 1}, format="json").status_code == 404
     cancel_job(started_job.pk)
     response = service.post(url.format(started_job.pk), {"batch_size": 1}, format="json")
-    assert response.status_code == 410
-    assert response.json()["status"] == "REVOKED"
+    assert (response.status_code, response.json()) == (200, {"tasks": []})  # as upstream
