@@ -20,6 +20,7 @@ from ami.jobs.models import Job
 from ami.jobs.states import FINAL_STATES
 from ami.main.api import MAX_ID, Pagination, query_int
 from ami.ml.api.processing import ProcessingServiceView
+from ami.ml.api.schema import JOB_LIST_PARAMETERS, protocol
 
 ASYNC_API = "async_api"  # the protocol's dispatch mode of a job whose tasks are pulled
 MAX_SLUGS = 100
@@ -97,6 +98,7 @@ def filtered_jobs(params) -> QuerySet[Job]:
 
 
 class JobListView(ProcessingServiceView):
+    @protocol("Jobs to work on", parameters=JOB_LIST_PARAMETERS)
     def get(self, request: Request) -> Response:
         params = request.query_params
         jobs = filtered_jobs(params)

@@ -16,6 +16,7 @@ import logging
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from drf_spectacular.utils import OpenApiParameter
 from pydantic import ValidationError
 from rest_framework import status
 from rest_framework.exceptions import ParseError
@@ -31,6 +32,7 @@ from ami.main.api import query_int
 from ami.ml.api import wire
 from ami.ml.api.authentication import IsProcessingService, ProcessingServiceAuthentication
 from ami.ml.api.images import signed_image_path
+from ami.ml.api.schema import protocol
 from ami.ml.models import Algorithm, Pipeline, ProcessingService, ResultReceipt
 from ami.ml.orchestration import nats
 from ami.ml.schemas import TaskMessage
@@ -117,6 +119,7 @@ def invalid(errors: list[dict[str, str]]) -> Response:
 
 
 class ReserveTasksView(ProcessingServiceView):
+    @protocol("Reserve up to batch_size tasks", body=True)
     def post(self, request: Request, job_id: int) -> Response:
         try:
             wanted = wire.TasksRequest.model_validate(request.data or {})
@@ -124,6 +127,7 @@ class ReserveTasksView(ProcessingServiceView):
             return invalid(wire.describe(exc))
         return self.reserve(request, job_id, wanted.batch_size)
 
+    @protocol("Reserve tasks (older clients)", parameters=[OpenApiParameter("batch", int)])
     def get(self, request: Request, job_id: int) -> Response:
         """Older clients: `GET .../tasks?batch=N`."""
         batch = query_int(request.query_params, "batch", minimum=1, maximum=wire.MAX_ID)
@@ -164,6 +168,7 @@ class ReserveTasksView(ProcessingServiceView):
 
 
 class PostResultsView(ProcessingServiceView):
+    @protocol("Post results and per-image errors", body=True)
     def post(self, request: Request, job_id: int) -> Response:
         results, errors = wire.parse_results(request.data)
         if errors:

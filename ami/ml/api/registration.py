@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiParameter
 from pydantic import ValidationError
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -15,6 +16,7 @@ from ami.main.api import Pagination
 from ami.main.models import Project
 from ami.ml.api import wire
 from ami.ml.api.processing import ProcessingServiceView, invalid
+from ami.ml.api.schema import protocol
 from ami.ml.registry import AlgorithmSpec, PipelineSpec, register_pipelines
 
 
@@ -31,6 +33,10 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class ProjectListView(ProcessingServiceView):
+    @protocol(
+        "Every project",
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+    )
     def get(self, request: Request) -> Response:
         paginator = ProjectPagination()
         page = paginator.paginate_queryset(Project.objects.order_by("id"), request, view=self)
@@ -38,6 +44,7 @@ class ProjectListView(ProcessingServiceView):
 
 
 class RegisterPipelinesView(ProcessingServiceView):
+    @protocol("Register pipelines with a project", body=True)
     def post(self, request: Request, project_id: int) -> Response:
         try:
             body = wire.Registration.model_validate(request.data)

@@ -1,7 +1,8 @@
 """Processing-service routes: the protocol under `api/v2/` (`v2_urlpatterns`), and the
 signed image downloads under `api/` (`urlpatterns`), both included by `ami.urls`.
 
-Both `/jobs` and `/jobs/` answer, as clients of the protocol ask for either.
+Both `/jobs` and `/jobs/` answer, as clients of the protocol ask for either; the schema
+lists each route once (the slash-less twins are hidden from it).
 """
 
 from django.urls import path, re_path
@@ -18,12 +19,12 @@ v2_urlpatterns = [
         RegisterPipelinesView.as_view(),
         name="v2-register-pipelines",
     ),
-    path("projects/<int:project_id>/pipelines", RegisterPipelinesView.as_view()),
+    path("projects/<int:project_id>/pipelines", RegisterPipelinesView.as_view(schema=None)),
     re_path(r"^jobs/?$", JobListView.as_view(), name="v2-jobs"),
     path("jobs/<int:job_id>/tasks/", ReserveTasksView.as_view(), name="v2-tasks"),
-    path("jobs/<int:job_id>/tasks", ReserveTasksView.as_view()),
+    path("jobs/<int:job_id>/tasks", ReserveTasksView.as_view(schema=None)),
     path("jobs/<int:job_id>/result/", PostResultsView.as_view(), name="v2-result"),
-    path("jobs/<int:job_id>/result", PostResultsView.as_view()),
+    path("jobs/<int:job_id>/result", PostResultsView.as_view(schema=None)),
 ]
 
 urlpatterns = [
