@@ -65,16 +65,11 @@ class ProcessingClient:
         )
         return body["tasks"]
 
-    def job_is_open(self, job_id: int, pipeline_slug: str) -> bool:
-        """Whether the job still takes work: it is among the incomplete jobs of its pipeline."""
-        body = self._request(
-            "GET",
-            "/jobs",
-            persist=False,
-            params={"pipeline__slug": pipeline_slug, "incomplete_only": 1, "ids_only": 1,
-                    "limit": 1000},
-        )  # fmt: skip
-        return any(item["id"] == job_id for item in body["results"])
+    def open_job(self, job_id: int, pipeline_slug: str) -> dict | None:
+        """The job as the job list shows it while it takes work (incomplete), else None."""
+        params = {"pipeline__slug": pipeline_slug, "incomplete_only": 1, "limit": 1000}
+        body = self._request("GET", "/jobs", persist=False, params=params)
+        return next((item for item in body["results"] if item["id"] == job_id), None)
 
     def post_results(self, job_id: int, results: list[dict]) -> int:
         body = self._request("POST", f"/jobs/{job_id}/result/", json={"results": results})

@@ -151,6 +151,7 @@ class BlobModel:
     """Threshold + connected components + nearest-centroid classifier (CPU, numpy/scipy)."""
 
     pipeline_slug = PIPELINE_SLUG
+    pipeline_name = PIPELINE_NAME
     detector_algorithm = {"name": DETECTOR_NAME, "key": DETECTOR_KEY}
     classifier_algorithm = {"name": CLASSIFIER_NAME, "key": CLASSIFIER_KEY}
 

@@ -37,6 +37,20 @@ class WorkerStats:
     failed: int = 0
 
 
+def pipeline_config(model: Model) -> dict:
+    """The protocol's `PipelineConfigResponse` of a model."""
+    return {
+        "name": getattr(model, "pipeline_name", model.pipeline_slug),
+        "slug": model.pipeline_slug,
+        "version": 1,
+        "algorithms": [
+            {**model.detector_algorithm, "task_type": "detection", "version": 1},
+            {**model.classifier_algorithm, "task_type": "classification", "version": 1},
+        ],
+        "stages": [],
+    }
+
+
 class Worker:
     def __init__(
         self, client: ProcessingClient, model: Model, options: WorkerOptions, stop: threading.Event
@@ -49,6 +63,7 @@ class Worker:
 
     def run(self) -> WorkerStats:
         """Work until the job is final or a stop is requested; finish the batch in hand."""
+        self.register()
         idle = IDLE_POLL_MIN
         with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="image") as pool:
             while not self.stop.is_set():
@@ -73,9 +88,24 @@ class Worker:
 
     def job_is_open(self) -> bool:
         try:
-            return self.client.job_is_open(self.options.job_id, self.model.pipeline_slug)
+            return self.client.open_job(self.options.job_id, self.model.pipeline_slug) is not None
         except Stopping:
             return False
+
+    def register(self) -> None:
+        """Register the model's pipeline with the job's project, as services do on start.
+
+        Best effort, like the field's workers: a refusal is logged and work goes on.
+        """
+        try:
+            job = self.client.open_job(self.options.job_id, self.model.pipeline_slug)
+            if job is None:
+                return
+            summary = self.client.register(job["project"], [pipeline_config(self.model)])
+        except (ApiError, JobFinished) as exc:
+            logger.warning("Could not register pipeline %s: %s", self.model.pipeline_slug, exc)
+            return
+        logger.info("Registered pipeline %s: %s", self.model.pipeline_slug, summary)
 
     def post(self, results: list[dict]) -> None:
         try:
