@@ -37,7 +37,7 @@ class StackOptions:
 
 @dataclass
 class ProcessingWorkerOptions:
-    token: str
+    key: str
     job_id: int
     concurrency: int = 2
     batch: int = 8
@@ -77,7 +77,7 @@ def start_processing_workers(
         "--concurrency", str(options.concurrency), "--batch", str(options.batch),
         "--inference-delay", str(options.inference_delay),
     ]  # fmt: skip
-    env = {"AMI_PROCESSING_TOKEN": options.token}  # not on the command line: ps shows it
+    env = {"AMI_PROCESSING_KEY": options.key}  # not on the command line: ps shows it
     return [supervisor.start(f"worker-{i}", argv, env=env) for i in range(count)]
 
 

@@ -30,6 +30,10 @@ class JobRunner(Protocol):
         """Revoke an unfinished job and stop its work; False if it was already final."""
         ...
 
+    def processing_services(self, job_id: int) -> list[str]:
+        """The names of the services that sent the job's results, for its page."""
+        ...
+
 
 _runner: JobRunner | None = None
 

@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from ami.ml.models import Algorithm, Pipeline, ProcessingService
 
@@ -10,11 +10,31 @@ class AlgorithmAdmin(admin.ModelAdmin):
 
 @admin.register(Pipeline)
 class PipelineAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name"]
-    filter_horizontal = ["algorithms"]
+    list_display = ["slug", "name", "version"]
+    filter_horizontal = ["algorithms", "projects"]
 
 
 @admin.register(ProcessingService)
 class ProcessingServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "is_active", "created_at", "last_seen_at"]
-    readonly_fields = ["token_hash", "created_at", "last_seen_at"]
+    list_display = ["name", "is_active", "reported_name", "created_at", "last_seen_at"]
+    readonly_fields = [
+        "key_hash", "created_at", "last_seen_at", "reported_name", "client_info", "registered_at",
+    ]  # fmt: skip
+    actions = ["new_api_key", "revoke"]
+
+    @admin.action(description="Create a new API key (shown once; the old key stops working)")
+    def new_api_key(self, request, queryset) -> None:
+        for service in queryset:
+            _, key = ProcessingService.create_with_key(service.name)
+            self.message_user(request, f"API key of {service.name}: {key}", messages.WARNING)
+
+    @admin.action(description="Revoke the API key")
+    def revoke(self, request, queryset) -> None:
+        count = queryset.update(is_active=False)
+        self.message_user(request, f"Revoked {count} processing service key(s).")
+
+    def save_model(self, request, obj, form, change) -> None:
+        key = None if change else obj.set_new_key()  # a service added here gets one now
+        super().save_model(request, obj, form, change)
+        if key:
+            self.message_user(request, f"API key of {obj.name}: {key}", messages.WARNING)

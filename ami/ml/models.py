@@ -12,11 +12,13 @@ class Algorithm(models.Model):
     class TaskType(models.TextChoices):
         DETECTION = "detection"
         CLASSIFICATION = "classification"
+        OTHER = "other"  # any other task a processing service declares (embedding, ...)
 
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     version = models.CharField(max_length=50, default="1")
     task_type = models.CharField(max_length=20, choices=TaskType.choices)
+    description = models.TextField(blank=True)
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
@@ -25,40 +27,55 @@ class Algorithm(models.Model):
 class Pipeline(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField(default=1)
     description = models.TextField(blank=True)
     algorithms = models.ManyToManyField(Algorithm, related_name="pipelines")
+    # The projects a processing service registered this pipeline for. Jobs are not yet
+    # limited to them: any project may run any pipeline (docs/api.md).
+    projects = models.ManyToManyField("main.Project", related_name="pipelines", blank=True)
 
     def __str__(self) -> str:
         return self.name
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class ProcessingService(models.Model):
-    """An external worker allowed to reserve tasks and post results, by its bearer token.
+    """An external worker allowed to use the processing-service API, by its API key.
 
-    Only the token's SHA-256 is stored; the token itself is shown once, at creation.
+    Only the key's SHA-256 is stored; the key itself is shown once, at creation. Clearing
+    `is_active` revokes it. `reported_name` and `client_info` are what the service said
+    about itself when it last registered its pipelines.
     """
 
     name = models.CharField(max_length=200, unique=True)
-    token_hash = models.CharField(max_length=64, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    reported_name = models.CharField(max_length=200, blank=True)
+    client_info = models.JSONField(default=dict, blank=True)
+    registered_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name
 
     @classmethod
-    def create_with_token(cls, name: str) -> tuple[ProcessingService, str]:
-        """Create a service (or give an existing one a new token); return it and the token."""
-        token = secrets.token_urlsafe(32)
+    def create_with_key(cls, name: str) -> tuple[ProcessingService, str]:
+        """Create a service (or give an existing one a new key); return it and the key."""
+        key = secrets.token_urlsafe(32)
         service, _ = cls.objects.update_or_create(
-            name=name, defaults={"token_hash": hash_token(token), "is_active": True}
+            name=name, defaults={"key_hash": hash_key(key), "is_active": True}
         )
-        return service, token
+        return service, key
+
+    def set_new_key(self) -> str:
+        """Give this (unsaved) service a new key and return it; only its hash is kept."""
+        key = secrets.token_urlsafe(32)
+        self.key_hash = hash_key(key)
+        return key
 
 
 class TaskPublication(models.Model):
@@ -98,6 +115,16 @@ class ResultReceipt(models.Model):
     )
     image_id = models.BigIntegerField()
     received_at = models.DateTimeField(auto_now_add=True)
+    # The service whose result was accepted first (a repeat keeps the first receipt). No
+    # database constraint, like `job`: deleting a service keeps the record of its results.
+    processing_service = models.ForeignKey(
+        ProcessingService,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
 
     class Meta:
         constraints = [

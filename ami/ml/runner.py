@@ -6,6 +6,7 @@ Registered with the job core by `MlConfig.ready` (see `ami.jobs.runner`).
 from __future__ import annotations
 
 from ami.jobs.states import JobStatus
+from ami.ml.models import ProcessingService, ResultReceipt
 from ami.ml.orchestration.dispatch import BadJobParams, selected_images
 from ami.ml.orchestration.finish import finish_job
 from ami.ml.tasks import run_job
@@ -35,3 +36,9 @@ class MlJobRunner:
     def cancel(self, job_id: int) -> bool:
         """Revoke the job: from then on no task is served and its NATS stream is deleted."""
         return finish_job(job_id, JobStatus.REVOKED, reason="cancelled by user")
+
+    def processing_services(self, job_id: int) -> list[str]:
+        """The services whose results were accepted for this job, by name."""
+        senders = ResultReceipt.objects.filter(job_id=job_id).values("processing_service_id")
+        services = ProcessingService.objects.filter(pk__in=senders).order_by("name")
+        return list(services.values_list("name", flat=True))

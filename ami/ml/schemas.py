@@ -1,8 +1,9 @@
-"""Wire formats between the server and processing services (pydantic, strict about input).
+"""Our own task and result payloads (pydantic, strict), and the text rules of every input.
 
-A processing service reserves `Task`s and posts a `ResultBatch`; each `PipelineResult` is
-either the detections found in one image or the error that prevented processing it.
-Unknown fields are rejected, so a typo is a 400 that names it, not a silent drop.
+`TaskMessage` is the NATS message of one task. `PipelineResult` is what the API queues for
+`process_nats_pipeline_result`: one image's detections, or the error that prevented
+processing it. The processing-service protocol's shapes live in `ami.ml.api.wire`, which
+converts them to these at the API boundary, so the queued payload stays small and ours.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ MAX_ALGORITHM_KEY_LENGTH = 100  # Algorithm.key's column
 MAX_REPLY_SUBJECT_LENGTH = 512
 MAX_DETECTIONS_PER_IMAGE = 10_000
 MAX_CLASSIFICATIONS_PER_DETECTION = 1_000
-MAX_RESULTS_PER_BATCH = 1_000
 MAX_COORDINATE = 1_000_000.0  # pixels; larger is no real image
 MAX_ID = 2**63 - 1  # PostgreSQL bigint
 
@@ -85,19 +85,6 @@ class TaskMessage(_Strict):
 
     job_id: int
     image_id: int
-
-
-class Task(_Strict):
-    """One reserved task, as handed to a processing service."""
-
-    image_id: int
-    image_url: str
-    reply_subject: str
-    attempt: int = 1
-
-
-class ReserveRequest(_Strict):
-    batch: int = Field(default=10, ge=1)
 
 
 class BoundingBox(_Strict):
@@ -158,10 +145,6 @@ class PipelineResult(_Strict):
         keys = {d.algorithm for d in self.detections}
         keys.update(c.algorithm for d in self.detections for c in d.classifications)
         return keys
-
-
-class ResultBatch(_Strict):
-    results: list[PipelineResult] = Field(min_length=1, max_length=MAX_RESULTS_PER_BATCH)
 
 
 def describe_errors(exc: ValidationError) -> list[dict[str, str]]:

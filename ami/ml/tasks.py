@@ -57,9 +57,16 @@ def run_job(job_id: int) -> None:
 
 
 @ml_task(**RETRY_TRANSIENT)
-def process_nats_pipeline_result(job_id: int, result: dict, reply_subject: str) -> dict:
-    """Save one image's result exactly once, then ack its NATS message (confirmed)."""
-    outcome = results.process_result(job_id, PipelineResult.model_validate(result), reply_subject)
+def process_nats_pipeline_result(
+    job_id: int, result: dict, reply_subject: str, service_name: str = ""
+) -> dict:
+    """Save one image's result exactly once, then ack its NATS message (confirmed).
+
+    `service_name` names the processing service that sent it, for the job's log.
+    """
+    outcome = results.process_result(
+        job_id, PipelineResult.model_validate(result), reply_subject, service_name
+    )
     return {"counted": outcome.counted, "detections": outcome.detections}
 
 

@@ -28,7 +28,7 @@ from ami_lab.demo.setup import (
     ensure_images,
     ensure_pipeline,
     evaluate,
-    processing_token,
+    processing_key,
 )
 from ami_lab.jobs import wait_for_job_end
 from ami_lab.processes import WaitTimeout, free_port
@@ -77,7 +77,7 @@ class Command(BaseCommand):
                 project = ensure_images(int(options["images"]))
                 pipeline = ensure_pipeline()
                 ensure_demo_user(project)
-                token = processing_token()
+                key = processing_key()
         except KeyboardInterrupt:
             console.print("Interrupted before any process started.")
             return
@@ -85,7 +85,7 @@ class Command(BaseCommand):
         job = create_job(project, pipeline, DEMO_JOB_NAME.format(count=count), {"limit": count})
         supervisor = Supervisor(run_dir() / "demo", {**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
-            self.run_and_report(supervisor, console, job, token, options, started)
+            self.run_and_report(supervisor, console, job, key, options, started)
         except KeyboardInterrupt:
             console.print("Stopping...")
         finally:
@@ -96,9 +96,9 @@ class Command(BaseCommand):
             supervisor.stop()
             console.print("All demo processes stopped.")
 
-    def run_and_report(self, supervisor, console, job, token, options, started) -> None:
+    def run_and_report(self, supervisor, console, job, key, options, started) -> None:
         port = free_port()
-        outcome = self.run(supervisor, console, job, port, token, options, started)
+        outcome = self.run(supervisor, console, job, port, key, options, started)
         print_summary(console, outcome, port, evaluate(outcome.job))
         if options["serve"] and not outcome.interrupted:
             supervisor.stop([c.name for c in supervisor.children if c.name != "web"])
@@ -106,14 +106,14 @@ class Command(BaseCommand):
             while True:
                 time.sleep(1)
 
-    def run(self, supervisor, console, job, port, token, options, started) -> Outcome:
+    def run(self, supervisor, console, job, port, key, options, started) -> Outcome:
         stack = StackOptions(
             port=port,
             results_concurrency=int(options["results_concurrency"]),
             beat_schedule_file=str(run_dir() / "demo" / "celerybeat-schedule"),
         )
         workers = ProcessingWorkerOptions(
-            token=token,
+            key=key,
             job_id=job.pk,
             concurrency=int(options["worker_concurrency"]),
             batch=int(options["batch"]),

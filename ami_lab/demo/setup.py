@@ -12,12 +12,20 @@ from ami.jobs.models import ImageTask, Job
 from ami.main.models import Classification, Detection, Project, SourceImage
 from ami.ml.models import Algorithm, Pipeline, ProcessingService
 from ami_lab.demo import data as demo_data
-from ami_lab.worker.model import CLASSIFIER_KEY, DETECTOR_KEY, iou
+from ami_lab.worker.model import (
+    CLASSIFIER_KEY,
+    CLASSIFIER_NAME,
+    DETECTOR_KEY,
+    DETECTOR_NAME,
+    PIPELINE_NAME,
+    PIPELINE_SLUG,
+    iou,
+)
 
 DEMO_PROJECT = "Demo captures"
 DEMO_USER = "demo"  # password too: for a local demo only
 DEMO_FOLDER = "demo"  # under MEDIA_ROOT
-DEMO_PIPELINE = "blob-demo"
+DEMO_PIPELINE = PIPELINE_SLUG
 DEMO_SEED = 2024
 IOU_MATCH = 0.5
 
@@ -57,22 +65,22 @@ def ensure_demo_user(project: Project) -> None:
 
 def ensure_pipeline() -> Pipeline:
     detector, _ = Algorithm.objects.get_or_create(
-        key=DETECTOR_KEY, defaults={"name": "Blob detector", "task_type": "detection"}
+        key=DETECTOR_KEY, defaults={"name": DETECTOR_NAME, "task_type": "detection"}
     )
     classifier, _ = Algorithm.objects.get_or_create(
         key=CLASSIFIER_KEY,
-        defaults={"name": "Nearest-centroid classifier", "task_type": "classification"},
+        defaults={"name": CLASSIFIER_NAME, "task_type": "classification"},
     )
     pipeline, _ = Pipeline.objects.get_or_create(
-        slug=DEMO_PIPELINE, defaults={"name": "Blob detector + nearest-centroid classifier"}
+        slug=DEMO_PIPELINE, defaults={"name": PIPELINE_NAME}
     )
     pipeline.algorithms.add(detector, classifier)
     return pipeline
 
 
-def processing_token(name: str = "demo workers") -> str:
-    """A fresh token for the demo's processing services."""
-    return ProcessingService.create_with_token(name)[1]
+def processing_key(name: str = "demo workers") -> str:
+    """A fresh API key for the demo's processing services."""
+    return ProcessingService.create_with_key(name)[1]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ami.jobs.progress import JobProgress, read_progress
 from ami.jobs.states import StageKey, TaskState
 from ami.main.models import Detection, Project, SourceImage
 from ami.ml.models import Pipeline
-from ami_lab.demo.setup import ensure_images, ensure_pipeline, processing_token
+from ami_lab.demo.setup import ensure_images, ensure_pipeline, processing_key
 from ami_lab.jobs import wait_for_job_end
 from ami_lab.loadtest import error_lines
 from ami_lab.loadtest.config import (
@@ -81,11 +81,11 @@ def run_all(config: LoadConfig, out_dir: Path, console: Console) -> list[ModeOut
     with console.status("Preparing images and pipeline..."):
         project = ensure_images(config.images)
         pipeline = ensure_pipeline()
-        token = processing_token("loadtest workers")
+        key = processing_key("loadtest workers")
     results = []
     for mode in config.modes:
         console.rule(f"mode: {mode}")
-        results.append(run_mode(mode, config, project, pipeline, token, out_dir / mode, console))
+        results.append(run_mode(mode, config, project, pipeline, key, out_dir / mode, console))
     return results
 
 
@@ -94,7 +94,7 @@ def run_mode(
     config: LoadConfig,
     project: Project,
     pipeline: Pipeline,
-    token: str,
+    key: str,
     out_dir: Path,
     console: Console,
 ) -> ModeOutcome:
@@ -137,7 +137,7 @@ def run_mode(
             port,
             config.processing_workers,
             ProcessingWorkerOptions(
-                token, job.pk, config.worker_concurrency, config.batch, config.inference_delay
+                key, job.pk, config.worker_concurrency, config.batch, config.inference_delay
             ),
         )
         plan.start(job.pk)

@@ -1,4 +1,5 @@
-"""`ami worker --url URL --token TOKEN --job ID`: run the reference processing service.
+"""`ami worker --url URL --job ID`: run the reference processing service (API key in
+`AMI_PROCESSING_KEY` or `--key`); it speaks the protocol under `URL/api/v2`.
 
 SIGTERM or SIGINT stops it gracefully: the batch in hand is finished and its results
 posted, then it exits 0. A second signal exits at once.
@@ -24,8 +25,14 @@ DEFAULT_MODEL = "ami_lab.worker.model:BlobModel"
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ami worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("AMI_API_URL", "http://127.0.0.1:8000"))
-    parser.add_argument("--token", default=os.environ.get("AMI_PROCESSING_TOKEN"))
+    parser.add_argument(
+        "--url", default=os.environ.get("AMI_API_URL", "http://127.0.0.1:8000"),
+        help="the site (http://host:8000) or the protocol's base (http://host:8000/api/v2)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--key", default=os.environ.get("AMI_PROCESSING_KEY"),
+        help="the processing service's API key (default: $AMI_PROCESSING_KEY)",
+    )  # fmt: skip
     parser.add_argument("--job", type=int, required=True, help="job id to work on")
     parser.add_argument("--concurrency", type=int, default=2, help="images processed at once")
     parser.add_argument("--batch", type=int, default=8, help="tasks reserved per request")
@@ -35,8 +42,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--model", default=DEFAULT_MODEL, help="package.module:ClassName")
     parser.add_argument("--name", default=f"worker-{os.getpid()}")
     args = parser.parse_args(argv)
-    if not args.token:
-        parser.error("--token (or AMI_PROCESSING_TOKEN) is required")
+    if not args.key:
+        parser.error("--key (or AMI_PROCESSING_KEY) is required")
     if args.concurrency < 1 or args.batch < 1 or args.inference_delay < 0:
         parser.error("--concurrency and --batch must be >= 1, --inference-delay >= 0")
     return args
@@ -63,7 +70,7 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     install_stop_handlers(stop)
     model = load_model(args.model)
-    client = ProcessingClient(args.url, args.token, stop)
+    client = ProcessingClient(args.url, args.key, stop)
     options = WorkerOptions(args.job, args.batch, args.concurrency, args.inference_delay)
     try:
         stats = Worker(client, model, options, stop).run()

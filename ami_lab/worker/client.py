@@ -1,4 +1,7 @@
-"""HTTP client of the processing-service API, with retry and backoff for transient failures."""
+"""HTTP client of the processing-service protocol (`/api/v2`), with retry and backoff.
+
+Authenticates with `Authorization: Api-Key <key>`; see docs/api.md for the protocol.
+"""
 
 from __future__ import annotations
 
@@ -30,28 +33,47 @@ class Stopping(ApiError):
     """A stop was requested while a request that need not finish was being retried."""
 
 
+API_PATH = "/api/v2"
+
+
+def api_base(url: str) -> str:
+    """The protocol's base URL from a site URL (`http://host:8000`) or the base itself."""
+    url = url.rstrip("/")
+    return url if url.endswith(API_PATH) else url + API_PATH
+
+
 class ProcessingClient:
-    def __init__(self, url: str, token: str, stop: threading.Event, timeout: float = 30.0):
+    def __init__(self, url: str, key: str, stop: threading.Event, timeout: float = 30.0):
         self.stop = stop
         self.http = httpx.Client(
-            base_url=url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
+            base_url=api_base(url), headers={"Authorization": f"Api-Key {key}"}, timeout=timeout
         )
 
     def close(self) -> None:
         self.http.close()
 
+    def register(self, project_id: int, pipelines: list[dict]) -> dict:
+        """Register pipeline configs with a project; the server's summary."""
+        return self._request(
+            "POST", f"/projects/{project_id}/pipelines/", json={"pipelines": pipelines}
+        )
+
     def reserve(self, job_id: int, batch: int) -> list[dict]:
         """Reserve up to `batch` tasks; [] when none is available right now."""
         body = self._request(
-            "POST", f"/api/jobs/{job_id}/tasks", persist=False, json={"batch": batch}
+            "POST", f"/jobs/{job_id}/tasks/", persist=False, json={"batch_size": batch}
         )
         return body["tasks"]
 
+    def open_job(self, job_id: int, pipeline_slug: str) -> dict | None:
+        """The job as the job list shows it while it takes work (incomplete), else None."""
+        params = {"pipeline__slug": pipeline_slug, "incomplete_only": 1, "limit": 1000}
+        body = self._request("GET", "/jobs", persist=False, params=params)
+        return next((item for item in body["results"] if item["id"] == job_id), None)
+
     def post_results(self, job_id: int, results: list[dict]) -> int:
-        body = self._request("POST", f"/api/jobs/{job_id}/result", json={"results": results})
-        return body["queued"]
+        body = self._request("POST", f"/jobs/{job_id}/result/", json={"results": results})
+        return body["results_queued"]
 
     def download(self, url: str) -> bytes:
         response = self._send("GET", url, True)

@@ -1,6 +1,7 @@
 """Pluggable models for the processing service, and the bundled CPU model.
 
-A model is any class with `algorithms` (the algorithm keys it reports) and
+A model is any class with `pipeline_slug` (the pipeline it runs), `detector_algorithm` and
+`classifier_algorithm` (the protocol's algorithm references, `{"name", "key"}`) and
 `process(image) -> list[Detection]`, where `image` is an HxWx3 uint8 numpy array. Choose
 one with `ami worker --model package.module:ClassName`.
 
@@ -21,8 +22,12 @@ from scipy import ndimage
 
 from ami_lab.demo import data as demo_data
 
+PIPELINE_SLUG = "blob-demo"
+PIPELINE_NAME = "Blob detector + nearest-centroid classifier"
 DETECTOR_KEY = "blob-detector"
+DETECTOR_NAME = "Blob detector"
 CLASSIFIER_KEY = "centroid-classifier"
+CLASSIFIER_NAME = "Nearest-centroid classifier"
 DARKNESS_THRESHOLD = 40.0  # grey levels below the fitted sheet
 MIN_AREA = 25  # pixels; smaller components are noise
 TRAINING_SEED = 99
@@ -43,8 +48,9 @@ class Detection:
 
 
 class Model(Protocol):
-    detector_key: str
-    classifier_key: str
+    pipeline_slug: str
+    detector_algorithm: dict[str, str]
+    classifier_algorithm: dict[str, str]
 
     def process(self, image: np.ndarray) -> list[Detection]: ...
 
@@ -144,8 +150,10 @@ def training_samples(seed: int = TRAINING_SEED, count: int = TRAINING_IMAGES) ->
 class BlobModel:
     """Threshold + connected components + nearest-centroid classifier (CPU, numpy/scipy)."""
 
-    detector_key = DETECTOR_KEY
-    classifier_key = CLASSIFIER_KEY
+    pipeline_slug = PIPELINE_SLUG
+    pipeline_name = PIPELINE_NAME
+    detector_algorithm = {"name": DETECTOR_NAME, "key": DETECTOR_KEY}
+    classifier_algorithm = {"name": CLASSIFIER_NAME, "key": CLASSIFIER_KEY}
 
     def __init__(self) -> None:
         self.classifier = NearestCentroid(training_samples())

@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -36,6 +37,20 @@ class WorkerStats:
     failed: int = 0
 
 
+def pipeline_config(model: Model) -> dict:
+    """The protocol's `PipelineConfigResponse` of a model."""
+    return {
+        "name": getattr(model, "pipeline_name", model.pipeline_slug),
+        "slug": model.pipeline_slug,
+        "version": 1,
+        "algorithms": [
+            {**model.detector_algorithm, "task_type": "detection", "version": 1},
+            {**model.classifier_algorithm, "task_type": "classification", "version": 1},
+        ],
+        "stages": [],
+    }
+
+
 class Worker:
     def __init__(
         self, client: ProcessingClient, model: Model, options: WorkerOptions, stop: threading.Event
@@ -48,6 +63,7 @@ class Worker:
 
     def run(self) -> WorkerStats:
         """Work until the job is final or a stop is requested; finish the batch in hand."""
+        self.register()
         idle = IDLE_POLL_MIN
         with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="image") as pool:
             while not self.stop.is_set():
@@ -59,6 +75,9 @@ class Worker:
                 except Stopping:
                     break
                 if not tasks:
+                    if not self.job_is_open():
+                        logger.info("Job %s is complete", self.options.job_id)
+                        break
                     self.stop.wait(idle)
                     idle = min(idle * 2, IDLE_POLL_MAX)
                     continue
@@ -66,6 +85,27 @@ class Worker:
                 results = list(pool.map(self.process_task, tasks))
                 self.post(results)
         return self.stats
+
+    def job_is_open(self) -> bool:
+        try:
+            return self.client.open_job(self.options.job_id, self.model.pipeline_slug) is not None
+        except Stopping:
+            return False
+
+    def register(self) -> None:
+        """Register the model's pipeline with the job's project, as services do on start.
+
+        Best effort, like the field's workers: a refusal is logged and work goes on.
+        """
+        try:
+            job = self.client.open_job(self.options.job_id, self.model.pipeline_slug)
+            if job is None:
+                return
+            summary = self.client.register(job["project"], [pipeline_config(self.model)])
+        except (ApiError, JobFinished) as exc:
+            logger.warning("Could not register pipeline %s: %s", self.model.pipeline_slug, exc)
+            return
+        logger.info("Registered pipeline %s: %s", self.model.pipeline_slug, summary)
 
     def post(self, results: list[dict]) -> None:
         try:
@@ -75,36 +115,64 @@ class Worker:
             return
         self.stats.batches += 1
         self.stats.images += len(results)
-        self.stats.failed += sum(1 for result in results if "error" in result)
+        self.stats.failed += sum(1 for item in results if "error" in item["result"])
 
     def process_task(self, task: dict) -> dict:
-        """One task's result: detections, or the error that stopped this image."""
-        base = {"image_id": task["image_id"], "reply_subject": task["reply_subject"]}
+        """One task's result: `PipelineResultsResponse`, or the error that stopped the image."""
+        image_id = task["image_id"]
+
+        def failed(message: str) -> dict:
+            return {
+                "reply_subject": task["reply_subject"],
+                "result": {"error": message, "image_id": image_id},
+            }
+
+        started = time.monotonic()
         try:
             image = self.load(task["image_url"])
         except (ApiError, UnidentifiedImageError, OSError) as exc:
-            return {**base, "error": f"could not load image: {exc}"}
+            return failed(f"could not load image: {exc}")
         if self.options.inference_delay:
             time.sleep(self.options.inference_delay)
         try:
             detections = self.model.process(image)
         except Exception as exc:  # a pluggable model may fail any way: that image's error
-            logger.warning("Model failed on image %s", task["image_id"], exc_info=True)
-            return {**base, "error": f"model failed: {exc!r}"}
-        return {**base, "detections": [self.encode(d) for d in detections]}
+            logger.warning("Model failed on image %s", image_id, exc_info=True)
+            return failed(f"model failed: {exc!r}")
+        result = {
+            "pipeline": self.model.pipeline_slug,
+            "algorithms": {},
+            "total_time": time.monotonic() - started,
+            "source_images": [{"id": image_id, "url": task["image_url"]}],
+            "detections": [self.encode(image_id, d) for d in detections],
+        }
+        return {"reply_subject": task["reply_subject"], "result": result}
 
     def load(self, url: str) -> np.ndarray:
         with Image.open(io.BytesIO(self.client.download(url))) as image:
             return np.asarray(image.convert("RGB"))
 
-    def encode(self, detection: Detection) -> dict:
+    def encode(self, image_id: str, detection: Detection) -> dict:
+        """A `DetectionResponse`: one terminal classification with every ranked label."""
         x1, y1, x2, y2 = detection.bbox
+        now = datetime.now(UTC).isoformat()
+        classifications = []
+        if detection.classifications:
+            ranked = detection.classifications
+            classifications.append(
+                {
+                    "classification": ranked[0].label,
+                    "labels": [c.label for c in ranked],
+                    "scores": [c.score for c in ranked],
+                    "algorithm": self.model.classifier_algorithm,
+                    "terminal": True,
+                    "timestamp": now,
+                }
+            )
         return {
+            "source_image_id": image_id,
             "bbox": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
-            "score": detection.score,
-            "algorithm": self.model.detector_key,
-            "classifications": [
-                {"label": c.label, "score": c.score, "algorithm": self.model.classifier_key}
-                for c in detection.classifications
-            ],
+            "algorithm": self.model.detector_algorithm,
+            "timestamp": now,
+            "classifications": classifications,
         }

@@ -20,7 +20,9 @@ from ami.jobs.lifecycle import create_job
 from ami.jobs.logging.handler import get_backend, reset_backend
 from ami.jobs.models import Job
 from ami.main.models import Project, SourceImage
+from ami.ml.orchestration import nats
 from tests.support.log_settings import overriding_job_logs
+from tests.support.ml import service_client, start
 
 CELERY_QUEUES = ("ml_results", "jobs")
 
@@ -116,3 +118,18 @@ def use_backend():
             return get_backend()
 
         yield switch
+
+
+# -- Pipelines --------------------------------------------------------------------------------
+@pytest.fixture
+def started_job(project, pipeline, images) -> Job:
+    """A job started as the `jobs` Celery task starts one: its tasks are in real NATS."""
+    job = start(create_job(project, pipeline, "five images"))
+    yield job
+    nats.delete_queue(job.pk)
+
+
+@pytest.fixture
+def service():
+    """A client of the processing-service protocol, as a service with its own key."""
+    return service_client("contract service")

@@ -144,6 +144,8 @@ def parse_time(params, name: str) -> datetime | None:
         return None
     try:
         value = parse_datetime(raw.replace(" ", "+"))
+        if value is not None and timezone.is_aware(value):
+            value = value.astimezone(UTC)  # PostgreSQL refuses offsets past +-15:59
     except (ValueError, OverflowError):
         value = None
     if value is None:

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ami.jobs.models import Job, JobStage
+from ami.jobs.runner import runner
 from ami.main.models import Project
 
 
@@ -67,10 +68,15 @@ class JobDetailSerializer(JobSerializer):
     """A job with `logs: {stdout, stderr}` for old clients (`logs_limit` newest lines)."""
 
     logs = serializers.SerializerMethodField()
+    processing_services = serializers.SerializerMethodField()
 
     class Meta(JobSerializer.Meta):
-        fields = [*JobSerializer.Meta.fields, "logs"]
+        fields = [*JobSerializer.Meta.fields, "processing_services", "logs"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_processing_services(self, job: Job) -> list[str]:
+        return runner().processing_services(job.pk)
 
     @extend_schema_field(LegacyLogsSerializer)
     def get_logs(self, job: Job) -> dict[str, list[str]]:

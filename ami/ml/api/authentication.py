@@ -1,7 +1,8 @@
-"""Processing-service authentication: `Authorization: Bearer <token>`.
+"""Processing-service authentication: `Authorization: Api-Key <key>` (or `Token <key>`).
 
-The token authenticates a `ProcessingService`, not a user: only views that list this class
-accept it (reserving tasks and posting results), and no other view recognizes it.
+The key authenticates a `ProcessingService`, not a user: only the processing-service views
+list this class, and no other view recognizes it. `Token` is the keyword older clients of
+the same protocol send (the upstream's user tokens); here it carries the same service key.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from ami.ml.models import ProcessingService, hash_token
+from ami.ml.models import ProcessingService, hash_key
 
-KEYWORD = b"bearer"
+KEYWORDS = (b"api-key", b"token")  # compared case-insensitively
 LAST_SEEN_RESOLUTION = timedelta(seconds=30)
 
 
@@ -45,24 +46,26 @@ class ProcessingServicePrincipal:
 class ProcessingServiceAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ProcessingServicePrincipal, object] | None:
         parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != KEYWORD:
+        if not parts or parts[0].lower() not in KEYWORDS:
             return None
         if len(parts) != 2:
-            raise AuthenticationFailed("Authorization header must be 'Bearer <token>'")
+            raise AuthenticationFailed("Authorization header must be 'Api-Key <key>'")
         try:
-            token = parts[1].decode()
+            key = parts[1].decode()
         except UnicodeDecodeError as exc:
-            raise AuthenticationFailed("Token contains invalid characters") from exc
-        service = ProcessingService.objects.filter(
-            token_hash=hash_token(token), is_active=True
-        ).first()
+            raise AuthenticationFailed("The API key contains invalid characters") from exc
+        service = ProcessingService.objects.filter(key_hash=hash_key(key)).first()
         if service is None:
-            raise AuthenticationFailed("Invalid or inactive processing-service token")
+            raise AuthenticationFailed("Unknown processing-service API key")
+        if not service.is_active:
+            raise AuthenticationFailed(
+                f"The API key of processing service {service.name!r} was revoked"
+            )
         _mark_seen(service)
         return ProcessingServicePrincipal(service), service
 
     def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="processing-service"'
+        return 'Api-Key realm="processing-service"'
 
 
 def _mark_seen(service: ProcessingService) -> None:
@@ -74,7 +77,7 @@ def _mark_seen(service: ProcessingService) -> None:
 
 
 class IsProcessingService(BasePermission):
-    message = "A processing-service token is required."
+    message = "A processing-service API key is required (Authorization: Api-Key <key>)."
 
     def has_permission(self, request: Request, view: object) -> bool:
         return isinstance(request.auth, ProcessingService)

@@ -1,10 +1,13 @@
-"""The processing-service API: reserve tasks, post results.
+"""The processing-service protocol's task and result endpoints (docs/api.md).
 
-`POST /api/jobs/{id}/tasks`  {"batch": N}  -> {"status": ..., "tasks": [Task, ...]}
-`POST /api/jobs/{id}/result` {"results": [PipelineResult, ...]} -> 202 {"queued": N}
+`POST /api/v2/jobs/{id}/tasks/`  {"batch_size": N}  -> {"tasks": [task, ...]}, [] when drained
+`GET  /api/v2/jobs/{id}/tasks?batch=N`  the same, as older clients ask
+`POST /api/v2/jobs/{id}/result/` {"results": [{reply_subject, result}, ...]} (or a bare list)
+    -> {"status": "accepted", "job_id": id, "results_queued": N}
 
-A result batch is validated whole (schema, images of this job, reply subjects of this job's
-queue, known algorithms) before the first task is queued, so a bad batch queues nothing.
+A result post is validated whole (shapes, images of this job, reply subjects of this job's
+queue, algorithms of its pipeline) before the first task is queued, so a bad post queues
+nothing. Each result is converted to our own `PipelineResult` before it is queued.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from drf_spectacular.utils import OpenApiParameter
 from pydantic import ValidationError
 from rest_framework import status
 from rest_framework.exceptions import ParseError
@@ -24,16 +28,20 @@ from rest_framework.views import APIView
 from ami.jobs.locking import touch_heartbeat
 from ami.jobs.models import ImageTask, Job
 from ami.jobs.states import JobStatus
+from ami.main.api import query_int
+from ami.ml.api import wire
 from ami.ml.api.authentication import IsProcessingService, ProcessingServiceAuthentication
 from ami.ml.api.images import signed_image_path
-from ami.ml.models import Algorithm, ResultReceipt
+from ami.ml.api.schema import protocol
+from ami.ml.models import Algorithm, Pipeline, ProcessingService, ResultReceipt
 from ami.ml.orchestration import nats
-from ami.ml.schemas import ReserveRequest, ResultBatch, Task, TaskMessage, describe_errors
+from ami.ml.schemas import TaskMessage
 from ami.ml.tasks import process_nats_pipeline_result
 
 logger = logging.getLogger(__name__)
 
 RESERVE_HEARTBEAT_INTERVAL = 5.0  # seconds
+DEFAULT_GET_BATCH = 10  # tasks, when an older client's `GET .../tasks` names no `batch`
 
 
 class BoundedJSONParser(JSONParser):
@@ -65,13 +73,20 @@ class ProcessingServiceView(APIView):
             return response
         return super().handle_exception(exc)
 
-    def job_or_error(self, job_id: int) -> tuple[Job | None, Response | None]:
-        job = Job.objects.filter(pk=job_id).only("status").first()
+    @property
+    def service(self) -> ProcessingService:
+        return self.request.auth
+
+    def job_or_error(
+        self, job_id: int, final_ok: bool = False
+    ) -> tuple[Job | None, Response | None]:
+        """The job, or a 404 if there is none, or a 410 if it is final (unless `final_ok`)."""
+        job = Job.objects.filter(pk=job_id).only("status", "pipeline_id").first()
         if job is None:
             return None, Response(
                 {"detail": f"job {job_id} does not exist"}, status=status.HTTP_404_NOT_FOUND
             )
-        if job.is_final:
+        if job.is_final and not final_ok:
             return None, _gone(job)
         return job, None
 
@@ -95,7 +110,7 @@ def _gone(job: Job) -> Response:
     )
 
 
-def _invalid(errors: list[dict[str, str]]) -> Response:
+def invalid(errors: list[dict[str, str]]) -> Response:
     fields = ", ".join(error["field"] for error in errors[:5])
     return Response(
         {"detail": f"invalid field(s): {fields}", "errors": errors},
@@ -104,21 +119,32 @@ def _invalid(errors: list[dict[str, str]]) -> Response:
 
 
 class ReserveTasksView(ProcessingServiceView):
+    @protocol("Reserve up to batch_size tasks", body=True)
     def post(self, request: Request, job_id: int) -> Response:
         try:
-            wanted = ReserveRequest.model_validate(request.data or {})
+            wanted = wire.TasksRequest.model_validate(request.data or {})
         except ValidationError as exc:
-            return _invalid(describe_errors(exc))
-        job, error = self.job_or_error(job_id)
+            return invalid(wire.describe(exc))
+        return self.reserve(request, job_id, wanted.batch_size)
+
+    @protocol("Reserve tasks (older clients)", parameters=[OpenApiParameter("batch", int)])
+    def get(self, request: Request, job_id: int) -> Response:
+        """Older clients: `GET .../tasks?batch=N`."""
+        batch = query_int(request.query_params, "batch", minimum=1, maximum=wire.MAX_ID)
+        return self.reserve(request, job_id, batch or DEFAULT_GET_BATCH)
+
+    def reserve(self, request: Request, job_id: int, batch: int) -> Response:
+        """Up to `batch` tasks; `{"tasks": []}` for a job not running (yet, or any more),
+        as upstream answers: clients stop asking at the first empty list."""
+        job, error = self.job_or_error(job_id, final_ok=True)
         if error:
             return error
         if job.status != JobStatus.STARTED:
-            return Response({"status": job.status, "tasks": []})
+            return Response({"tasks": []})
         try:
-            reserved = nats.reserve(job_id, min(wanted.batch, settings.PROCESSING_MAX_BATCH))
+            reserved = nats.reserve(job_id, min(batch, settings.PROCESSING_MAX_BATCH))
         except nats.TaskQueueGone:
-            job.refresh_from_db(fields=["status"])
-            return _gone(job) if job.is_final else Response({"status": job.status, "tasks": []})
+            return Response({"tasks": []})
         except (nats.NatsError, nats.NatsTimeoutError):
             logger.warning("Could not reserve tasks of job %s", job_id, exc_info=True)
             return Response(
@@ -127,78 +153,124 @@ class ReserveTasksView(ProcessingServiceView):
             )
         if reserved:
             heartbeat_after_reserve(job_id)
-        tasks = [self.task(request, item) for item in reserved]
-        return Response({"status": job.status, "tasks": [t.model_dump() for t in tasks]})
+        return Response({"tasks": [self.task(request, job_id, item) for item in reserved]})
 
-    def task(self, request: Request, item: nats.ReservedTask) -> Task:
-        message = TaskMessage.model_validate(item.payload)
-        return Task(
-            image_id=message.image_id,
-            image_url=request.build_absolute_uri(signed_image_path(message.image_id)),
-            reply_subject=item.reply_subject,
-            attempt=item.delivered,
-        )
+    def task(self, request: Request, job_id: int, item: nats.ReservedTask) -> dict:
+        """One task as the protocol has it: ids as strings; `attempt` is ours, extra."""
+        image_id = TaskMessage.model_validate(item.payload).image_id
+        return {
+            "id": f"{job_id}-{image_id}",
+            "image_id": str(image_id),
+            "image_url": request.build_absolute_uri(signed_image_path(image_id)),
+            "reply_subject": item.reply_subject,
+            "attempt": item.delivered,
+        }
 
 
 class PostResultsView(ProcessingServiceView):
+    @protocol("Post results and per-image errors", body=True)
     def post(self, request: Request, job_id: int) -> Response:
-        body = {"results": request.data} if isinstance(request.data, list) else request.data
-        try:
-            batch = ResultBatch.model_validate(body)
-        except ValidationError as exc:
-            return _invalid(describe_errors(exc))
+        results, errors = wire.parse_results(request.data)
+        if errors:
+            return invalid(errors)
         job, error = self.job_or_error(job_id)
         if error:
             return error
-        errors = batch_errors(job_id, batch)
+        errors = batch_errors(job, results)
         if errors:
-            return _invalid(errors)
-        record_receipts(job_id, [result.image_id for result in batch.results])
-        for result in batch.results:
+            return invalid(errors)
+        record_receipts(job_id, [item.image_id for item in results], self.service)
+        for item in results:
+            internal = wire.to_internal(item)
             process_nats_pipeline_result.apply_async(
-                args=[job_id, result.model_dump(mode="json"), result.reply_subject]
+                args=[job_id, internal.model_dump(mode="json"), item.reply_subject],
+                kwargs={"service_name": self.service.name},
             )
-        return Response({"queued": len(batch.results)}, status=status.HTTP_202_ACCEPTED)
+        return Response({"status": "accepted", "job_id": job_id, "results_queued": len(results)})
 
 
-def record_receipts(job_id: int, image_ids: list[int]) -> None:
-    """Remember that these images have a valid result on its way (idempotent).
+def record_receipts(job_id: int, image_ids: list[int], service: ProcessingService) -> None:
+    """Remember that these images have a valid result on its way, and from whom (idempotent:
+    the first receipt of an image stays).
 
     Written before the results are queued: however long they wait in the queue, the
     undeliverable-task check will not fail their images.
     """
     ResultReceipt.objects.bulk_create(
-        [ResultReceipt(job_id=job_id, image_id=image_id) for image_id in set(image_ids)],
+        [
+            ResultReceipt(job_id=job_id, image_id=image_id, processing_service=service)
+            for image_id in set(image_ids)
+        ],
         ignore_conflicts=True,
     )
 
 
-def batch_errors(job_id: int, batch: ResultBatch) -> list[dict[str, str]]:
-    """What in a schema-valid batch does not fit this job; [] if it all does."""
-    image_ids = {result.image_id for result in batch.results}
+def batch_errors(job: Job, results: list[wire.TaskResult]) -> list[dict[str, str]]:
+    """What in a well-formed post does not fit this job; [] if it all does."""
+    job_id = job.pk
+    image_ids = {item.image_id for item in results}
     known_images = set(
         ImageTask.objects.filter(job_id=job_id, source_image_id__in=image_ids).values_list(
             "source_image_id", flat=True
         )
     )
-    keys = set().union(*(result.algorithm_keys() for result in batch.results))
+    pipeline = Pipeline.objects.filter(pk=job.pipeline_id).first()
+    keys = set().union(*(item.result.algorithm_keys() for item in results if _succeeded(item)))
     known_keys = set(Algorithm.objects.filter(key__in=keys).values_list("key", flat=True))
+    pipeline_keys = (
+        set(pipeline.algorithms.filter(key__in=keys).values_list("key", flat=True))
+        if pipeline
+        else set()
+    )
     ack_prefix = f"$JS.ACK.{nats.stream_name(job_id)}.{nats.consumer_name(job_id)}."
     errors = []
-    for i, result in enumerate(batch.results):
+    for i, item in enumerate(results):
         where = f"results.{i}"
-        if result.image_id not in known_images:
-            errors.append(_error(f"{where}.image_id", f"image {result.image_id} is not in job"))
-        if not result.reply_subject.startswith(ack_prefix):
+        if not item.reply_subject.startswith(ack_prefix):
             errors.append(_error(f"{where}.reply_subject", "not a task of this job"))
+        if not _succeeded(item):
+            if item.image_id not in known_images:
+                field = f"{where}.result.image_id"
+                errors.append(_error(field, f"image {item.image_id} is not in job {job_id}"))
+            continue
+        result = item.result
+        if item.image_id not in known_images:
+            field = f"{where}.result.source_images.0.id"
+            errors.append(_error(field, f"image {item.image_id} is not in job {job_id}"))
+        if pipeline is None or result.pipeline != pipeline.slug:
+            expected = pipeline.slug if pipeline else None
+            errors.append(_error(f"{where}.result.pipeline", f"job {job_id} runs {expected!r}"))
         for j, detection in enumerate(result.detections):
-            if detection.algorithm not in known_keys:
-                errors.append(_error(f"{where}.detections.{j}.algorithm", "unknown algorithm"))
+            field = f"{where}.result.detections.{j}"
+            if detection.source_image_id != item.image_id:
+                errors.append(_error(f"{field}.source_image_id", "not the result's image"))
+            errors.extend(
+                _algorithm_error(
+                    f"{field}.algorithm.key", detection.algorithm.key, known_keys, pipeline_keys
+                )
+            )
             for k, classification in enumerate(detection.classifications):
-                if classification.algorithm not in known_keys:
-                    field = f"{where}.detections.{j}.classifications.{k}.algorithm"
-                    errors.append(_error(field, "unknown algorithm"))
+                errors.extend(
+                    _algorithm_error(
+                        f"{field}.classifications.{k}.algorithm.key",
+                        classification.algorithm.key,
+                        known_keys,
+                        pipeline_keys,
+                    )
+                )
     return errors
+
+
+def _succeeded(item: wire.TaskResult) -> bool:
+    return isinstance(item.result, wire.PipelineResults)
+
+
+def _algorithm_error(field: str, key: str, known: set[str], of_pipeline: set[str]) -> list:
+    if key not in known:
+        return [_error(field, f"unknown algorithm {key!r}")]
+    if key not in of_pipeline:
+        return [_error(field, f"algorithm {key!r} is not in the job's pipeline")]
+    return []
 
 
 def _error(field: str, message: str) -> dict[str, str]:

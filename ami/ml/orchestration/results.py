@@ -133,25 +133,31 @@ def _insert(result: PipelineResult, algorithms: dict[str, int]) -> tuple[int, in
     return len(boxes), len(labels)
 
 
-def process_result(job_id: int, result: PipelineResult, reply_subject: str) -> SaveOutcome:
+def process_result(
+    job_id: int, result: PipelineResult, reply_subject: str, service_name: str = ""
+) -> SaveOutcome:
     """Save, log, ack and maybe finish: the body of `process_nats_pipeline_result`."""
     outcome = save_result(job_id, result)
     log = job_logger(job_id)
     context = {"image_id": result.image_id}
+    source = f" (from {service_name})" if service_name else ""
+    if service_name:
+        context["processing_service"] = service_name
     if outcome.counted:
         _heartbeat(job_id)
         if result.error is not None:
-            log.error("Image %s failed: %s", result.image_id, result.error, extra=context)
+            log.error("Image %s failed%s: %s", result.image_id, source, result.error, extra=context)
         else:
             log.info(
-                "Saved image %s: %d detections, %d classifications",
+                "Saved image %s%s: %d detections, %d classifications",
                 result.image_id,
+                source,
                 outcome.detections,
                 outcome.classifications,
                 extra=context,
             )
     else:
-        log.info("Result for image %s was already saved", result.image_id, extra=context)
+        log.info("Result for image %s%s was already saved", result.image_id, source, extra=context)
     _ack(job_id, reply_subject)
     if outcome.complete or not outcome.counted:
         finish_if_complete(job_id)

@@ -12,7 +12,7 @@ import redis
 from django.conf import settings as django_settings
 
 from ami.jobs.models import Job
-from ami_lab.demo.setup import ensure_images, ensure_pipeline, processing_token
+from ami_lab.demo.setup import ensure_images, ensure_pipeline, processing_key
 from ami_lab.processes import free_port
 from ami_lab.supervisor import Supervisor, group_members
 from tests.support.polling import wait_until
@@ -22,7 +22,7 @@ from tests.support.polling import wait_until
 class Stack:
     supervisor: Supervisor
     port: int
-    token: str
+    key: str
 
     @property
     def url(self) -> str:
@@ -45,7 +45,7 @@ class Stack:
                 sys.executable, "-m", "ami", "worker", "--url", self.url, "--job", str(job.pk),
                 *extra,
             ],
-            env={"AMI_PROCESSING_TOKEN": self.token},
+            env={"AMI_PROCESSING_KEY": self.key},
         )  # fmt: skip
 
     def log(self, name: str) -> str:
@@ -95,7 +95,7 @@ def stack(stack_env, tmp_path, demo_project):
             "--port", str(port), "--no-access-log",
         ],
     )  # fmt: skip
-    stack = Stack(supervisor, port, processing_token())
+    stack = Stack(supervisor, port, processing_key())
     try:
         wait_until(lambda: _answers(port), "the web server")
         yield stack

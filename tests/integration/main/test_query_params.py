@@ -62,8 +62,8 @@ def test_detail_with_a_malformed_id_is_a_404(member_client, images, pipeline, ur
 
 @pytest.mark.parametrize("path", ["tasks", "result"])
 def test_processing_endpoints_with_a_huge_job_id_are_a_404(path):
-    _, token = ProcessingService.create_with_token("probe")
+    _, key = ProcessingService.create_with_key("probe")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    response = client.post(f"/api/jobs/{HUGE}/{path}?limit=-1&project=%00", {}, format="json")
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    response = client.post(f"/api/v2/jobs/{HUGE}/{path}/?limit=-1&project=%00", {}, format="json")
     assert response.status_code in (400, 404), response.content[:200]

@@ -8,21 +8,16 @@ tasks executed.
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 
 import pytest
-from rest_framework.test import APIClient
 
 from ami.jobs.lifecycle import create_job
 from ami.jobs.models import ImageTask
 from ami.jobs.states import JobStatus, TaskState
-from ami.ml.models import ProcessingService
 from ami.ml.orchestration import nats
 from ami.ml.orchestration.undeliverable import fail_undeliverable_tasks
-from ami.ml.tasks import process_nats_pipeline_result
-from tests.integration.ml.conftest import make_result, reserve_all, start
+from tests.support.ml import drain_result_queue, reserve_all, service_client, start, wire_result
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,17 +36,6 @@ def wait_until_nats_gives_up(job_id: int) -> None:
         time.sleep(0.2)
 
 
-def drain_result_queue(broker) -> int:
-    """Execute every queued `process_nats_pipeline_result`, as a late Celery worker would."""
-    executed = 0
-    while raw := broker.rpop("ml_results"):
-        message = json.loads(raw)
-        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-        process_nats_pipeline_result(*args, **kwargs)
-        executed += 1
-    return executed
-
-
 def test_results_queued_past_the_last_delivery_are_saved_not_failed(
     project, pipeline, images, broker, settings
 ):
@@ -59,12 +43,10 @@ def test_results_queued_past_the_last_delivery_are_saved_not_failed(
     settings.NATS_TASK_MAX_DELIVER = 2
     job = start(create_job(project, pipeline, "backlog"))
     tasks = reserve_all(job.pk)
-    _, token = ProcessingService.create_with_token("backlogged service")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    batch = [make_result(image_id, reply) for image_id, reply in tasks.items()]
-    response = client.post(f"/api/jobs/{job.pk}/result", batch, format="json")
-    assert response.status_code == 202, response.content
+    client = service_client("backlogged service")
+    batch = [wire_result(image_id, reply) for image_id, reply in tasks.items()]
+    response = client.post(f"/api/v2/jobs/{job.pk}/result/", batch, format="json")
+    assert response.status_code == 200, response.content
     wait_until_nats_gives_up(job.pk)
     assert fail_undeliverable_tasks() == {}  # the Celery beat check, run here
     assert drain_result_queue(broker) == len(images)

@@ -1,4 +1,4 @@
-"""Management commands: start a job from the CLI, create a processing-service token."""
+"""Management commands: start a job from the CLI, create a processing-service API key."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from ami.jobs.models import Job
 from ami.jobs.states import JobStatus
-from ami.ml.models import ProcessingService, hash_token
+from ami.ml.models import ProcessingService, hash_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,13 +44,15 @@ def test_start_job_explains_bad_arguments(project, pipeline):
     assert not Job.objects.exists()
 
 
-def test_processing_service_token_is_printed_once_and_stored_hashed():
-    token = run("create_processing_service", "gpu box")
+def test_processing_service_key_is_printed_once_and_stored_hashed():
+    key = run("create_processing_service", "gpu box")
     service = ProcessingService.objects.get(name="gpu box")
-    assert service.token_hash == hash_token(token) and token not in service.token_hash
+    assert service.key_hash == hash_key(key) and key not in service.key_hash
+    ProcessingService.objects.filter(pk=service.pk).update(is_active=False)
     rotated = run("create_processing_service", "gpu box")
-    assert rotated != token
-    assert ProcessingService.objects.get(name="gpu box").token_hash == hash_token(rotated)
+    assert rotated != key
+    service.refresh_from_db()
+    assert service.key_hash == hash_key(rotated) and service.is_active
 
 
 def test_start_job_refuses_a_project_without_images_and_creates_nothing(project, pipeline):

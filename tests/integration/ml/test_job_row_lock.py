@@ -13,9 +13,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from ami.jobs.lifecycle import create_job
-from ami.ml.models import ProcessingService, ResultReceipt
+from ami.ml.models import ResultReceipt
 from ami.ml.orchestration import nats
-from tests.integration.ml.conftest import make_result, reserve_all, start
+from tests.support.ml import reserve_all, service_client, start, wire_result
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,17 +36,15 @@ def test_results_are_accepted_while_the_job_row_is_locked(
 ):
     job = start(create_job(project, pipeline, "locked row"))
     tasks = reserve_all(job.pk)
-    _, token = ProcessingService.create_with_token("row lock service")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    batch = [make_result(image_id, reply) for image_id, reply in tasks.items()]
+    client = service_client("row lock service")
+    batch = [wire_result(image_id, reply) for image_id, reply in tasks.items()]
     with psycopg.connect(test_database_url) as outside, outside.transaction():
         outside.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", (job.pk,))
-        thread, answers = post_in_thread(client, f"/api/jobs/{job.pk}/result", batch)
+        thread, answers = post_in_thread(client, f"/api/v2/jobs/{job.pk}/result/", batch)
         thread.join(ANSWER_WITHIN)
         answered_under_lock = not thread.is_alive()
     thread.join(30)
     nats.delete_queue(job.pk)
     assert answered_under_lock, "the result API waited on the job row"
-    assert answers[0].status_code == 202, answers[0].content
+    assert answers[0].status_code == 200, answers[0].content
     assert ResultReceipt.objects.filter(job=job).count() == len(images)

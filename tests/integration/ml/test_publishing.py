@@ -29,7 +29,7 @@ from ami.jobs.states import JobStatus
 from ami.ml.orchestration import dispatch, nats
 from ami.ml.tasks import TRANSIENT_ERRORS
 from ami_lab.servers import SERVERS
-from tests.integration.ml.conftest import reserve_all
+from tests.support.ml import reserve_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,7 +15,7 @@ from ami.jobs.states import JobStatus, StageKey, StageStatus, TaskState
 from ami.main.models import Classification, Detection
 from ami.ml.orchestration import dispatch, nats
 from ami.ml.tasks import process_nats_pipeline_result
-from tests.integration.ml.conftest import make_result, reserve_all, start
+from tests.support.ml import make_result, reserve_all, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

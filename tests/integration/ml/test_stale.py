@@ -17,7 +17,7 @@ from ami.ml.orchestration.stale import check_stale_jobs
 from ami.ml.orchestration.undeliverable import fail_undeliverable, fail_undeliverable_tasks
 from ami.ml.tasks import check_stale_jobs as check_stale_jobs_task
 from ami.ml.tasks import process_nats_pipeline_result
-from tests.integration.ml.conftest import make_result, reserve_all, start
+from tests.support.ml import make_result, reserve_all, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

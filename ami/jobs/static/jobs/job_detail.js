@@ -34,6 +34,9 @@
     const failure = $("job-failure");
     failure.textContent = job.failure_reason;
     failure.hidden = !job.failure_reason;
+    const services = job.processing_services || [];
+    $("job-services").querySelector("span").textContent = services.join(", ");
+    $("job-services").hidden = services.length === 0;
     for (const stage of job.stages) {
       const el = root.querySelector(`.stage[data-stage="${stage.key}"]`);
       if (!el) continue;

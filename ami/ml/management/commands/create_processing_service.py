@@ -1,4 +1,4 @@
-"""`ami create_processing_service NAME`: print a new bearer token for a processing service."""
+"""`ami create_processing_service NAME`: print a new API key for a processing service."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from ami.ml.models import ProcessingService
 
 
 class Command(BaseCommand):
-    help = "Create a processing service (or rotate its token) and print the token once."
+    help = "Create a processing service (or rotate its API key) and print the key once."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
 
     def handle(self, *args: object, **options: object) -> None:
-        _, token = ProcessingService.create_with_token(str(options["name"]))
-        self.stdout.write(token)
+        _, key = ProcessingService.create_with_key(str(options["name"]))
+        self.stdout.write(key)

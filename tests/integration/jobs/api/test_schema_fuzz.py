@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, settings
 from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.states import JobStatus
+from ami.ml.models import ProcessingService
 from tests.support.api_routes import schema as published_schema
 from tests.support.logs import add_lines
 
@@ -41,7 +42,12 @@ def fuzz_target(project, pipeline, images, member) -> Iterator[dict]:
     client.force_login(member)
     ids = {"jobs": job.pk, "projects": project.pk, "images": images[0].pk}
     ids["pipelines"] = pipeline.pk
-    yield {"ids": ids, "cookies": {"sessionid": client.cookies["sessionid"].value}}
+    _, key = ProcessingService.create_with_key("fuzzing service")  # for /api/v2/
+    yield {
+        "ids": ids,
+        "cookies": {"sessionid": client.cookies["sessionid"].value},
+        "headers": {"Authorization": f"Api-Key {key}"},  # user endpoints ignore it
+    }
     # The log views are async: under WSGI each request runs them on a new event loop
     # whose executor threads open their own connections; collect them so they close
     # (else the test database cannot be dropped at the end of the session).
@@ -50,9 +56,10 @@ def fuzz_target(project, pipeline, images, member) -> Iterator[dict]:
 
 def aim_at_real_objects(case, ids: dict) -> None:
     """Point each path id at the object of the resource named before it in the path."""
-    resource = case.path.strip("/").split("/")[1]
+    parts = [part for part in case.path.strip("/").split("/") if part != "v2"]
+    resource = parts[1]
     for name in case.path_parameters or {}:
-        if name in ("id", "pk", "job_id"):
+        if name in ("id", "pk", "job_id", "project_id"):
             case.path_parameters[name] = ids.get(resource, ids["jobs"])
 
 
@@ -65,7 +72,7 @@ def aim_at_real_objects(case, ids: dict) -> None:
 )
 def test_no_request_answers_a_server_error(case, fuzz_target, broker):  # noqa: F811
     aim_at_real_objects(case, fuzz_target["ids"])
-    response = case.call(cookies=fuzz_target["cookies"])
+    response = case.call(cookies=fuzz_target["cookies"], headers=fuzz_target["headers"])
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path} query={case.query!r} body={case.body!r}: "
         f"{response.status_code}"
