@@ -197,3 +197,13 @@ def test_histogram_refuses_bad_or_huge_ranges(member_client, query, field):
     response = member_client.get(f"/api/logs/histogram?{query}")
     assert response.status_code == 400
     assert field in response.json(), response.json()
+
+
+def test_search_page_loads_its_script_and_no_inline_one(member_client, project):
+    response = member_client.get("/logs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'src="/static/jobs/log_search.js"' in html
+    assert "<script>" not in html
+    assert project.name in html
+    assert member_client.get("/static/jobs/log_search.js").status_code == 200
