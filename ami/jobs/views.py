@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, render
 
 from ami.jobs.access import visible_jobs
 from ami.jobs.api.log_query import MAX_QUERY_LENGTH
+from ami.main.access import visible_projects
 
 JOBS_PER_PAGE = 100
 LOG_LEVELS = [("", "all levels"), ("10", "debug+"), ("20", "info+"), ("30", "warning+"),
@@ -32,3 +33,14 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "max_query": MAX_QUERY_LENGTH,
     }
     return render(request, "jobs/job_detail.html", context)
+
+
+@login_required
+def log_search(request: HttpRequest) -> HttpResponse:
+    """Search the logs of every job you can see; the page calls /api/logs and its histogram."""
+    context = {
+        "projects": visible_projects(request.user).order_by("name"),
+        "levels": LOG_LEVELS,
+        "max_query": MAX_QUERY_LENGTH,
+    }
+    return render(request, "jobs/log_search.html", context)

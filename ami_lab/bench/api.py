@@ -123,6 +123,17 @@ def page_figures(client: httpx.Client, job: Job) -> dict[str, dict]:
 
         return run
 
+    def get_empty(url: str) -> Callable[[], object]:
+        def run() -> None:
+            response = client.get(url)
+            response.raise_for_status()
+            assert not response.json()["results"], url
+
+        return run
+
+    def get_any(url: str) -> Callable[[], object]:
+        return lambda: client.get(url).raise_for_status()
+
     return {
         "newest 100": timed(get("limit=100")),
         "deep page before (10% from start)": timed(get(f"limit=100&before={deep}")),
@@ -130,7 +141,17 @@ def page_figures(client: httpx.Client, job: Job) -> dict[str, dict]:
         "level=error, newest 100": timed(get("limit=100&level=error")),
         "q=timeout, newest 100": timed(get("limit=100&q=timeout")),
         "level=warning&q=attempt 5, newest 100": timed(get("limit=100&level=warning&q=attempt 5")),
-        "q matching one line (full scan)": timed(get(f"limit=100&q=for image {count // 2} on"), 5),
+        "q matching one line": timed(get(f"limit=100&q=for image {count // 2} on")),
+        "q matching a few lines": timed(get(f"limit=100&q=image {count // 3}")),
+        "q matching nothing": timed(get_empty(f"{base}?limit=100&q=zebra crossing")),
+        "q words everywhere, text nowhere": timed(get_empty(f"{base}?limit=100&q=saved image"), 5),
+        "image=N (context filter)": timed(get(f"limit=100&image={count // 2}")),
+        "project search q matching a few lines": timed(
+            get_any(f"/api/logs?project={job.project_id}&limit=100&q=image {count // 3}")
+        ),
+        "project histogram, last 24 h, q=timeout": timed(
+            get_any(f"/api/logs/histogram?project={job.project_id}&q=timeout")
+        ),
         "job detail with legacy logs (1000)": timed(lambda: client.get(f"/api/jobs/{job.pk}/")),
         "log horizon query (in process)": timed(log_horizon),
     }

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -20,13 +21,24 @@ from django.utils.dateparse import parse_datetime
 
 from ami.jobs.api.cursor import MAX_BIGINT, SHOWN_CHARS, START, BadCursor, Cursor
 from ami.jobs.models import JobLog
+from ami.jobs.models.log import SEARCH_CONFIG
 
 ROW_FIELDS = ("txid", "id", "level", "message", "context", "created_at")
 MAX_QUERY_LENGTH = 200  # characters of `q`
 MAX_LEVEL = 32767  # the smallint column's bound
-FILTER_WINDOW = 5_000  # lines of the job in the first filtered scan; each next one doubles
+MAX_CONTEXT_TEXT = 200  # characters of a text context filter (`worker`, `stage`)
+FILTER_WINDOW = 5_000  # candidate lines in the first filtered scan; each next one doubles
 FILTER_WINDOW_MAX = 160_000  # past this, the rest is one query (a parallel scan beats windows)
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII only: `"²".isdigit()` is True, int() refuses it
+# Context filters: query parameter -> (context key the writers set, numeric id or text).
+CONTEXT_FILTERS: dict[str, tuple[str, type]] = {
+    "image": ("image_id", int),
+    "processing_service": ("processing_service_id", int),
+    "worker": ("worker", str),
+    "stage": ("stage", str),
+}
+_WORDS_SQL = "SELECT tsvector_to_array(to_tsvector(%s, %s))"
+_MATCHES_WORDS = 'to_tsvector(\'simple\', "jobs_joblog"."message") @@ %s::tsquery'
 
 
 class BadLogQuery(ValueError):
@@ -43,10 +55,22 @@ class LogFilters:
     since: datetime | None = None
     until: datetime | None = None
     q: str = ""
+    context: tuple[tuple[str, int | str], ...] = ()  # (parameter, value) of context filters
 
     @property
     def is_empty(self) -> bool:
-        return self.min_level is None and not self.since and not self.until and not self.q
+        return (
+            self.min_level is None
+            and not self.since
+            and not self.until
+            and not self.q
+            and not self.context
+        )
+
+    @property
+    def context_match(self) -> dict[str, int | str]:
+        """The context the lines must contain (`context @> this`)."""
+        return {CONTEXT_FILTERS[name][0]: value for name, value in self.context}
 
     def as_params(self) -> dict[str, str]:
         params = {}
@@ -58,6 +82,7 @@ class LogFilters:
             params["until"] = self.until.isoformat()
         if self.q:
             params["q"] = self.q
+        params.update((name, str(value)) for name, value in self.context)
         return params
 
 
@@ -163,8 +188,29 @@ def parse_filters(params) -> LogFilters:
     if len(q) > MAX_QUERY_LENGTH:
         raise BadLogQuery({"q": f"must be at most {MAX_QUERY_LENGTH} characters"})
     return LogFilters(
-        min_level=parse_level(level_raw) if level_raw else None, since=since, until=until, q=q
+        min_level=parse_level(level_raw) if level_raw else None,
+        since=since,
+        until=until,
+        q=q,
+        context=parse_context(params),
     )
+
+
+def parse_context(params) -> tuple[tuple[str, int | str], ...]:
+    """The context filters given (`image=3`, `worker=w1`), in a fixed order."""
+    found: list[tuple[str, int | str]] = []
+    for name, (_, kind) in CONTEXT_FILTERS.items():
+        if kind is int:
+            value = parse_int(params, name, minimum=1)
+            if value is not None:
+                found.append((name, value))
+            continue
+        text = text_param(params, name).strip()
+        if len(text) > MAX_CONTEXT_TEXT:
+            raise BadLogQuery({name: f"must be at most {MAX_CONTEXT_TEXT} characters"})
+        if text:
+            found.append((name, text))
+    return tuple(found)
 
 
 def parse_page_request(params) -> LogPageRequest:
@@ -182,9 +228,58 @@ def parse_page_request(params) -> LogPageRequest:
     )
 
 
-def filtered_lines(job_id: int, filters: LogFilters) -> QuerySet:
-    """The job's lines matching `filters`; the (job_id, txid, id) index drives every scan."""
-    lines = JobLog.objects.filter(job_id=job_id)
+def word_query(q: str) -> str | None:
+    """A tsquery for the lines holding every word of `q` at a word's start; None if no word.
+
+    The words are what PostgreSQL's parser makes of `q` (the index's own parser), each a
+    prefix (`'434':*`): `q` may end, or sit, in the middle of a longer token of the line.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_WORDS_SQL, [SEARCH_CONFIG, q])
+        words = cursor.fetchone()[0]
+    if not words:
+        return None
+    quoted = (word.replace("\\", "\\\\").replace("'", "''") for word in words)
+    return " & ".join(f"'{word}':*" for word in quoted)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose lines: one job's, or those of the jobs a queryset of job ids yields."""
+
+    job_id: int | None = None
+    job_ids: QuerySet | None = None
+    fields: tuple[str, ...] = ROW_FIELDS
+
+    @classmethod
+    def job(cls, job_id: int) -> Scope:
+        return cls(job_id=job_id)
+
+    @classmethod
+    def jobs(cls, job_ids: QuerySet) -> Scope:
+        return cls(job_ids=job_ids, fields=(*ROW_FIELDS, "job_id"))
+
+    def lines(self) -> QuerySet:
+        if self.job_id is not None:
+            return JobLog.objects.filter(job_id=self.job_id)
+        return JobLog.objects.filter(job_id__in=self.job_ids)
+
+
+def candidate_lines(scope: Scope, filters: LogFilters, words: str | None) -> QuerySet:
+    """The lines the indexes can narrow down to: by words of `q` and by context."""
+    lines = scope.lines()
+    if words is not None:
+        lines = lines.filter(RawSQL(_MATCHES_WORDS, (words,), output_field=BooleanField()))
+    if filters.context:
+        lines = lines.filter(context__contains=filters.context_match)
+    return lines
+
+
+def filtered_lines(scope: Scope | int, filters: LogFilters, words: str | None = None) -> QuerySet:
+    """The lines matching `filters` (`words`: `word_query(filters.q)`, narrows `q` first)."""
+    if isinstance(scope, int):
+        scope = Scope.job(scope)
+    lines = candidate_lines(scope, filters, words)
     if filters.min_level is not None:
         lines = lines.filter(level__gte=filters.min_level)
     if filters.since:
@@ -217,39 +312,51 @@ def in_order(lines: QuerySet, ascending: bool) -> QuerySet:
 
 
 def fetch_page(job_id: int, request: LogPageRequest, horizon: int) -> LogPage:
-    """One page of lines below `horizon`, newest first unless `after` was given.
+    """One page of the job's lines below `horizon`, newest first unless `after` was given.
 
     Call with an H from `log_horizon` returned before this call: the rows' snapshot must be
     taken after H's.
     """
+    return fetch_scope_page(Scope.job(job_id), request, horizon)
+
+
+def fetch_scope_page(scope: Scope, request: LogPageRequest, horizon: int) -> LogPage:
+    """`fetch_page` over the lines of a scope (one job, or many: every line has a job_id)."""
     top = Cursor(horizon, 0)
     if request.ascending:
         low, high = request.after, top
     else:
         low, high = START, top if request.before is None else min(top, request.before)
     if request.filters.is_empty:
-        rows = _scan(job_id, request, low, high, request.limit)
+        rows = _scan(scope, request, None, low, high, request.limit)
     else:
-        rows = _scan_in_windows(job_id, request, low, high)
+        words = word_query(request.filters.q) if request.filters.q else None
+        rows = _scan_in_windows(scope, request, words, low, high)
     return paginate([row_dict(row) for row in rows], request, horizon)
 
 
-def _scan(job_id: int, request: LogPageRequest, low: Cursor, high: Cursor, limit: int) -> list:
-    lines = between(filtered_lines(job_id, request.filters), low, high)
-    return list(in_order(lines, request.ascending).values(*ROW_FIELDS)[:limit])
+def _scan(
+    scope: Scope, request: LogPageRequest, words: str | None, low: Cursor, high: Cursor, limit: int
+) -> list:
+    lines = between(filtered_lines(scope, request.filters, words), low, high)
+    return list(in_order(lines, request.ascending).values(*scope.fields)[:limit])
 
 
-def _scan_in_windows(job_id: int, request: LogPageRequest, low: Cursor, high: Cursor) -> list:
-    """Filtered scans over consecutive windows of the job's lines, in page order.
+def _scan_in_windows(
+    scope: Scope, request: LogPageRequest, words: str | None, low: Cursor, high: Cursor
+) -> list:
+    """Filtered scans over consecutive windows of candidate lines, in page order.
 
-    PostgreSQL cannot estimate how many messages match `q` (or a rare level), and for a
-    guessed handful of matches it prefers reading the whole table and sorting. Bounding each
-    query to the next lines of the job (found on the (job_id, txid, id) index) keeps the scan
-    on that index and stops soon after the page is full; windows double, so a rare match
-    costs a handful of queries, not one per window.
+    Candidates are the lines the indexes narrow the filters to (the words of `q`, the
+    context), else every line of the scope. PostgreSQL cannot estimate how many of them
+    match the rest (the exact text of `q`, a rare level), and for a guessed handful of
+    matches it prefers reading the whole table and sorting. Bounding each query to the next
+    candidates keeps every scan short and stops soon after the page is full; windows
+    double, so a rare match costs a handful of queries, not one per window. Each window
+    is scanned whole, so a page never skips a match inside the range it covers.
     """
     rows: list[dict] = []
-    positions = JobLog.objects.filter(job_id=job_id).values_list("txid", "id")
+    positions = candidate_lines(scope, request.filters, words).values_list("txid", "id")
     size = FILTER_WINDOW
     while len(rows) < request.limit and low < high:
         window = in_order(between(positions, low, high), request.ascending)
@@ -258,10 +365,10 @@ def _scan_in_windows(job_id: int, request: LogPageRequest, low: Cursor, high: Cu
         size *= 2
         wanted = request.limit - len(rows)
         if request.ascending:
-            rows += _scan(job_id, request, low, edge.successor() if edge else high, wanted)
+            rows += _scan(scope, request, words, low, edge.successor() if edge else high, wanted)
             low = edge or high
         else:
-            rows += _scan(job_id, request, edge.predecessor() if edge else low, high, wanted)
+            rows += _scan(scope, request, words, edge.predecessor() if edge else low, high, wanted)
             high = edge or low
         if edge is None:
             break
@@ -290,7 +397,9 @@ def paginate(rows: list[dict], request: LogPageRequest, horizon: int) -> LogPage
 
 
 def row_dict(row: dict[str, Any]) -> dict[str, Any]:
+    job = {"job_id": row["job_id"]} if "job_id" in row else {}
     return {
+        **job,
         "id": row["id"],
         "cursor": str(Cursor.of(row)),
         "created_at": row["created_at"].isoformat(),

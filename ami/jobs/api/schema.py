@@ -6,7 +6,11 @@ FILTERS = [
     ("level", "string", "Minimum level: a name (warning) or a number"),
     ("since", "string", "ISO 8601 datetime: lines at or after it"),
     ("until", "string", "ISO 8601 datetime: lines at or before it"),
-    ("q", "string", "Text the message contains (case-insensitive)"),
+    ("q", "string", "Text the message contains, from a word's start (case-insensitive)"),
+    ("image", "integer", "Lines about this image (context `image_id`)"),
+    ("processing_service", "integer", "Lines from this processing service"),
+    ("worker", "string", "Lines from this worker (context `worker`)"),
+    ("stage", "string", "Lines of this stage (context `stage`)"),
 ]
 
 

@@ -71,7 +71,17 @@ LOG_PARAMETERS = [
     OpenApiParameter("level", str, description="Minimum level: a name (warning) or a number"),
     OpenApiParameter("since", OpenApiTypes.DATETIME, description="Lines at or after this time"),
     OpenApiParameter("until", OpenApiTypes.DATETIME, description="Lines at or before this time"),
-    OpenApiParameter("q", str, description="Text the message contains (case-insensitive)"),
+    OpenApiParameter(
+        "q", str, description="Text the message contains, from a word's start (case-insensitive)"
+    ),
+    OpenApiParameter("image", int, description="Lines about this image (context `image_id`)"),
+    OpenApiParameter(
+        "processing_service",
+        int,
+        description="Lines from this processing service (context `processing_service_id`)",
+    ),
+    OpenApiParameter("worker", str, description="Lines from this worker (context `worker`)"),
+    OpenApiParameter("stage", str, description="Lines of this stage (context `stage`)"),
 ]
 
 

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import logging
 
-from django.contrib.postgres.indexes import BrinIndex
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.db.models import F, Func, Value
 from django.db.models.functions import Now
+
+SEARCH_CONFIG = "simple"  # text search configuration: words lowercased, no stemming, no stop words
+
+
+def message_words() -> Func:
+    """`to_tsvector('simple', message)`: the expression the message search index holds."""
+    return Func(
+        Value(SEARCH_CONFIG), F("message"), function="to_tsvector", output_field=SearchVectorField()
+    )
 
 
 class LogWriteTxid(models.Func):
@@ -55,6 +66,13 @@ class JobLog(models.Model):
             # Lines arrive roughly in time order: a BRIN index finds old ones for retention
             # at a tiny fraction of a btree's size and write cost.
             BrinIndex(fields=["created_at"], name="joblog_created_brin"),
+            # Message search (`q`): candidate lines by their words; the exact text is then
+            # checked on those only (ami.jobs.api.log_query). An expression index, not a
+            # stored column: no table rewrite, nothing for the writers to fill.
+            GinIndex(message_words(), name="joblog_message_words_gin"),
+            # Context filters (`image`, `worker`, ...) by containment (`context @> {...}`):
+            # one small index for every key, instead of one btree per key.
+            GinIndex(fields=["context"], opclasses=["jsonb_path_ops"], name="joblog_context_gin"),
         ]
 
     def __str__(self) -> str:

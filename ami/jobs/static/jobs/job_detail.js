@@ -97,6 +97,14 @@
     msg.className = "msg";
     msg.textContent = line.message;
     row.append(ts, lvl, msg);
+    const image = line.context && line.context.image_id;
+    if (Number.isInteger(image)) {
+      const link = document.createElement("a");
+      link.className = "image-link";
+      link.href = `/api/images/${image}/`;
+      link.textContent = `image ${image}`;
+      row.append(" ", link);
+    }
     return row;
   }
 

@@ -21,17 +21,24 @@ HOSTILE = {
     "more digits than int() takes": "9" * 5000,
     "exponent": "1e999",
 }
-NUMBERS = {  # endpoint (after /api/jobs/) -> its integer parameters
+CONTEXT_IDS = ["image", "processing_service"]
+CONTEXT_TEXT = ["worker", "stage"]
+NUMBERS = {  # endpoint (after /api/jobs/, or from /api/) -> its integer parameters
     "": ["project", "pipeline", "limit", "offset"],
     "{id}/": ["logs_limit"],
-    "{id}/logs": ["limit"],
-    "{id}/logs/stream": ["tail"],
+    "{id}/logs": ["limit", *CONTEXT_IDS],
+    "{id}/logs/stream": ["tail", *CONTEXT_IDS],
+    "{id}/logs/download": CONTEXT_IDS,
+    "/api/logs": ["project", "limit", *CONTEXT_IDS],
+    "/api/logs/histogram": ["project", *CONTEXT_IDS],
 }
 TEXT = {  # parameters whose value may be any text, except what PostgreSQL cannot take
     "": ["status"],
-    "{id}/logs": ["level", "q", "since", "until", "after", "before"],
-    "{id}/logs/stream": ["level", "q", "since", "until", "after"],
-    "{id}/logs/download": ["level", "q", "since", "until", "format"],
+    "{id}/logs": ["level", "q", "since", "until", "after", "before", *CONTEXT_TEXT],
+    "{id}/logs/stream": ["level", "q", "since", "until", "after", *CONTEXT_TEXT],
+    "{id}/logs/download": ["level", "q", "since", "until", "format", *CONTEXT_TEXT],
+    "/api/logs": ["level", "q", "since", "until", "after", "before", *CONTEXT_TEXT],
+    "/api/logs/histogram": ["level", "q", "since", "until", *CONTEXT_TEXT],
 }
 ALWAYS_BAD = {"level", "since", "until", "after", "before", "format", "status"}
 
@@ -59,7 +66,8 @@ def http(asgi_server, session_cookie):
 def test_hostile_parameters_are_a_400_naming_them(
     http, staged_job, endpoint, name, value, must_be_400
 ):
-    url = f"/api/jobs/{endpoint.format(id=staged_job.pk)}?{name}={value}"
+    path = endpoint if endpoint.startswith("/") else f"/api/jobs/{endpoint}"
+    url = f"{path.format(id=staged_job.pk)}?{name}={value}"
     with http.stream("GET", url) as response:
         if response.status_code == 200 and not must_be_400:
             return  # valid after all (a search for "�", say); the stream is left unread
