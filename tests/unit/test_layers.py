@@ -328,3 +328,15 @@ def test_the_check_fails_on_each_kind_of_violation(tmp_path):
         "import cycle: pkg.low.models -> pkg.mid.lifecycle -> pkg.low.models",
         "import cycle: tools.runner -> tools.server -> tools.runner",
     ]
+
+
+def test_no_test_module_imports_a_conftest():
+    """Shared helpers live in tests/support; fixtures come from its registered plugin."""
+    tests_root = Path(__file__).resolve().parents[1]
+    offenders = [
+        f"{path.relative_to(tests_root)}: {name}"
+        for path in sorted(tests_root.rglob("*.py"))
+        for name, _ in referenced_names(ast.parse(path.read_text()), "tests", False)
+        if name.split(".")[-2:-1] == ["conftest"] or ".conftest." in f".{name}."
+    ]
+    assert offenders == []
