@@ -197,7 +197,7 @@ class JobViewSet(
 
     @extend_schema(request=None, responses={200: JobDetailSerializer, 400: None, 409: None})
     @action(detail=True, methods=["post"])
-    def start(self, request: Request, pk=None) -> Response:
+    def start(self, request: Request, pk=None, format=None) -> Response:
         job = self.get_object()
         try:
             started = lifecycle.start_job(job.pk)
@@ -207,13 +207,13 @@ class JobViewSet(
 
     @extend_schema(request=None, responses={200: JobDetailSerializer, 409: None})
     @action(detail=True, methods=["post"])
-    def cancel(self, request: Request, pk=None) -> Response:
+    def cancel(self, request: Request, pk=None, format=None) -> Response:
         job = self.get_object()
         return self._act(lifecycle.cancel_job(job.pk), job.pk, f"job is already {job.status}")
 
     @extend_schema(request=None, responses={201: JobDetailSerializer, 400: None})
     @action(detail=True, methods=["post"])
-    def retry(self, request: Request, pk=None) -> Response:
+    def retry(self, request: Request, pk=None, format=None) -> Response:
         try:
             new_job = lifecycle.retry_job(self.get_object().pk)
         except lifecycle.NotStartable as error:
@@ -222,7 +222,7 @@ class JobViewSet(
 
     @extend_schema(parameters=LOG_PARAMETERS, responses=LogPageSerializer)
     @action(detail=True, methods=["get"])
-    def logs(self, request: Request, pk=None) -> Response:
+    def logs(self, request: Request, pk=None, format=None) -> Response:
         job = self.get_object()
         try:
             page_request = parse_page_request(request.query_params)
