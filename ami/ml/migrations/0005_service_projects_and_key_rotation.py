@@ -3,6 +3,15 @@
 from django.db import migrations, models
 
 
+def keep_what_services_saw(apps, schema_editor):
+    """Services existing before scoping saw every project: they keep them (narrow in the admin)."""
+    ProcessingService = apps.get_model("ml", "ProcessingService")
+    Project = apps.get_model("main", "Project")
+    projects = list(Project.objects.all())
+    for service in ProcessingService.objects.all():
+        service.projects.add(*projects)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -26,4 +35,5 @@ class Migration(migrations.Migration):
             name='projects',
             field=models.ManyToManyField(blank=True, related_name='processing_services', to='main.project'),
         ),
+        migrations.RunPython(keep_what_services_saw, migrations.RunPython.noop),
     ]

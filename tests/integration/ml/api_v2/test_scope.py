@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -128,3 +129,20 @@ def test_a_service_over_its_rate_gets_429_with_retry_after(service, monkeypatch)
     assert response.status_code == 429 and int(response["Retry-After"]) > 0
     other = service_client("another service")  # counted apart
     assert other.get("/api/v2/jobs").status_code == 200
+
+
+def test_the_admin_rotates_a_key_and_ends_the_rotation(project, client_for, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    old_key = run("gpu box", "--project", project.name)
+    service = ProcessingService.objects.get(name="gpu box")
+    admin = client_for(get_user_model().objects.create_superuser("admin", password=None))
+    url = "/admin/ml/processingservice/"
+    selected = {"_selected_action": [service.pk]}
+    response = admin.post(url, {"action": "rotate_api_key", **selected}, follow=True)
+    [message] = [str(m) for m in response.context["messages"]]
+    new_key = message.rsplit(": ", 1)[1]
+    assert keyed_client(old_key).get("/api/v2/jobs").status_code == 200
+    assert keyed_client(new_key).get("/api/v2/jobs").status_code == 200
+    admin.post(url, {"action": "revoke_previous_key", **selected})
+    assert keyed_client(old_key).get("/api/v2/jobs").status_code == 401
+    assert keyed_client(new_key).get("/api/v2/jobs").status_code == 200
