@@ -191,7 +191,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # Rates for the throttles that name these scopes (per client address or service).
-    "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("AMI_LOGIN_RATE", "10/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "login": os.environ.get("AMI_LOGIN_RATE", "10/min"),
+        "service": os.environ.get("AMI_SERVICE_RATE", "1200/min"),  # per processing service
+    },
 }
 
 LANGUAGE_CODE = "en-us"

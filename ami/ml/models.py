@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.db import models
+from django.utils import timezone
+
+KEY_ROTATION_WINDOW = timedelta(days=1)  # how long a rotated-out key keeps working
 
 
 class Algorithm(models.Model):
@@ -45,13 +49,21 @@ def hash_key(key: str) -> str:
 class ProcessingService(models.Model):
     """An external worker allowed to use the processing-service API, by its API key.
 
-    Only the key's SHA-256 is stored; the key itself is shown once, at creation. Clearing
-    `is_active` revokes it. `reported_name` and `client_info` are what the service said
-    about itself when it last registered its pipelines.
+    Only the key's SHA-256 is stored; the key itself is shown once, at creation. A service
+    sees only the jobs of its `projects` (`ami.ml.scope`). Clearing `is_active` revokes
+    its keys. During a rotation the previous key keeps working until
+    `previous_key_expires_at` (or until `revoke_previous_key`), so a fleet of workers can
+    switch keys without downtime. `reported_name` and `client_info` are what the service
+    said about itself when it last registered its pipelines.
     """
 
     name = models.CharField(max_length=200, unique=True)
     key_hash = models.CharField(max_length=64, unique=True)
+    previous_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    previous_key_expires_at = models.DateTimeField(null=True, blank=True)
+    projects = models.ManyToManyField(
+        "main.Project", related_name="processing_services", blank=True
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
@@ -64,10 +76,17 @@ class ProcessingService(models.Model):
 
     @classmethod
     def create_with_key(cls, name: str) -> tuple[ProcessingService, str]:
-        """Create a service (or give an existing one a new key); return it and the key."""
+        """Create a service (or give an existing one a new key, ending any rotation window:
+        every older key stops working); return it and the key."""
         key = secrets.token_urlsafe(32)
         service, _ = cls.objects.update_or_create(
-            name=name, defaults={"key_hash": hash_key(key), "is_active": True}
+            name=name,
+            defaults={
+                "key_hash": hash_key(key),
+                "previous_key_hash": None,
+                "previous_key_expires_at": None,
+                "is_active": True,
+            },
         )
         return service, key
 
@@ -76,6 +95,21 @@ class ProcessingService(models.Model):
         key = secrets.token_urlsafe(32)
         self.key_hash = hash_key(key)
         return key
+
+    def rotate_key(self, window: timedelta = KEY_ROTATION_WINDOW) -> str:
+        """Issue a new key; the current one keeps working for `window`. Return the new key."""
+        key = secrets.token_urlsafe(32)
+        self.previous_key_hash = self.key_hash
+        self.previous_key_expires_at = timezone.now() + window
+        self.key_hash = hash_key(key)
+        self.save(update_fields=["key_hash", "previous_key_hash", "previous_key_expires_at"])
+        return key
+
+    def revoke_previous_key(self) -> None:
+        """End a rotation now: only the newest key works."""
+        self.previous_key_hash = None
+        self.previous_key_expires_at = None
+        self.save(update_fields=["previous_key_hash", "previous_key_expires_at"])
 
 
 class TaskPublication(models.Model):

@@ -79,8 +79,10 @@ def ensure_pipeline() -> Pipeline:
 
 
 def processing_key(name: str = "demo workers") -> str:
-    """A fresh API key for the demo's processing services."""
-    return ProcessingService.create_with_key(name)[1]
+    """A fresh API key for the demo's processing services, which serve the demo project."""
+    service, key = ProcessingService.create_with_key(name)
+    service.projects.add(Project.objects.get_or_create(name=DEMO_PROJECT)[0])
+    return key
 
 
 @dataclass(frozen=True)

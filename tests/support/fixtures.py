@@ -130,6 +130,6 @@ def started_job(project, pipeline, images) -> Job:
 
 
 @pytest.fixture
-def service():
-    """A client of the processing-service protocol, as a service with its own key."""
-    return service_client("contract service")
+def service(project):
+    """A client of the processing-service protocol, as a service of `project` with its own key."""
+    return service_client("contract service", projects=[project])

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable
 
 from rest_framework.test import APIClient
 
 from ami.jobs.locking import transition
 from ami.jobs.models import Job
 from ami.jobs.states import JobStatus
+from ami.main.models import Project
 from ami.ml.models import ProcessingService
 from ami.ml.orchestration import dispatch, nats
 from ami.ml.tasks import process_nats_pipeline_result
@@ -84,9 +86,18 @@ def wire_result(
     return {"reply_subject": reply_subject, "result": result}
 
 
-def service_client(name: str = "test service", keyword: str = "Api-Key") -> APIClient:
-    """An API client authenticated as a new processing service."""
-    _, key = ProcessingService.create_with_key(name)
+def service_client(
+    name: str = "test service", keyword: str = "Api-Key", projects: Iterable[Project] | None = None
+) -> APIClient:
+    """An API client authenticated as a new processing service of `projects` (by default,
+    of every project that exists now)."""
+    service, key = ProcessingService.create_with_key(name)
+    service.projects.set(Project.objects.all() if projects is None else projects)
+    return keyed_client(key, keyword)
+
+
+def keyed_client(key: str, keyword: str = "Api-Key") -> APIClient:
+    """An API client that sends this processing-service key."""
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"{keyword} {key}")
     return api

@@ -1,6 +1,7 @@
 """Processing-service authentication: `Authorization: Api-Key <key>` (or `Token <key>`).
 
-The key authenticates a `ProcessingService`, not a user: only the processing-service views
+The key authenticates a `ProcessingService`, not a user (its current key, or the previous
+one during a rotation window): only the processing-service views
 list this class, and no other view recognizes it. `Token` is the keyword older clients of
 the same protocol send (the upstream's user tokens); here it carries the same service key.
 """
@@ -54,7 +55,7 @@ class ProcessingServiceAuthentication(BaseAuthentication):
             key = parts[1].decode()
         except UnicodeDecodeError as exc:
             raise AuthenticationFailed("The API key contains invalid characters") from exc
-        service = ProcessingService.objects.filter(key_hash=hash_key(key)).first()
+        service = service_of_key(key)
         if service is None:
             raise AuthenticationFailed("Unknown processing-service API key")
         if not service.is_active:
@@ -66,6 +67,15 @@ class ProcessingServiceAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Api-Key realm="processing-service"'
+
+
+def service_of_key(key: str) -> ProcessingService | None:
+    """The service whose current key, or previous key still within its rotation window,
+    this is."""
+    digest = hash_key(key)
+    current = Q(key_hash=digest)
+    previous = Q(previous_key_hash=digest, previous_key_expires_at__gt=timezone.now())
+    return ProcessingService.objects.filter(current | previous).first()
 
 
 def _mark_seen(service: ProcessingService) -> None:

@@ -1,4 +1,5 @@
-"""`GET /api/v2/jobs`: the jobs a processing service may work on, as it polls for them.
+"""`GET /api/v2/jobs`: the jobs a processing service may work on (those of its projects),
+as it polls for them.
 
 Filters (every one checked before any query; a malformed one is a 400 naming it):
 `pipeline__slug__in=a,b`, `pipeline__slug=a`, `project=ID`, `incomplete_only=1` (not final),
@@ -19,6 +20,7 @@ from ami.jobs.api.log_query import BadLogQuery, text_param
 from ami.jobs.models import Job
 from ami.jobs.states import FINAL_STATES
 from ami.main.api import MAX_ID, Pagination, query_int
+from ami.ml.access import jobs_for_service
 from ami.ml.api.processing import ProcessingServiceView
 from ami.ml.api.schema import JOB_LIST_PARAMETERS, protocol
 
@@ -78,9 +80,9 @@ def slugs(params, name: str) -> list[str] | None:
     return values
 
 
-def filtered_jobs(params) -> QuerySet[Job]:
-    """The jobs matching the query parameters, oldest first."""
-    jobs = Job.objects.select_related("pipeline").order_by("id")
+def filtered_jobs(jobs: QuerySet[Job], params) -> QuerySet[Job]:
+    """The jobs among `jobs` matching the query parameters, oldest first."""
+    jobs = jobs.select_related("pipeline").order_by("id")
     for name in ("pipeline__slug__in", "pipeline__slug"):
         wanted = slugs(params, name)
         if wanted is not None:
@@ -101,7 +103,7 @@ class JobListView(ProcessingServiceView):
     @protocol("Jobs to work on", parameters=JOB_LIST_PARAMETERS)
     def get(self, request: Request) -> Response:
         params = request.query_params
-        jobs = filtered_jobs(params)
+        jobs = filtered_jobs(jobs_for_service(self.service), params)
         serializer = JobListItem if boolean(params, "ids_only") else JobListDetail
         paginator = Pagination()
         page = paginator.paginate_queryset(jobs, request, view=self)

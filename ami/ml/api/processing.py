@@ -29,10 +29,12 @@ from ami.jobs.locking import touch_heartbeat
 from ami.jobs.models import ImageTask, Job
 from ami.jobs.states import JobStatus
 from ami.main.api import query_int
+from ami.ml.access import jobs_for_service
 from ami.ml.api import wire
 from ami.ml.api.authentication import IsProcessingService, ProcessingServiceAuthentication
 from ami.ml.api.images import signed_image_path
 from ami.ml.api.schema import protocol
+from ami.ml.api.throttling import ServiceRateThrottle
 from ami.ml.models import Algorithm, Pipeline, ProcessingService, ResultReceipt
 from ami.ml.orchestration import nats
 from ami.ml.schemas import TaskMessage
@@ -57,6 +59,7 @@ class BoundedJSONParser(JSONParser):
 class ProcessingServiceView(APIView):
     authentication_classes = [ProcessingServiceAuthentication]
     permission_classes = [IsProcessingService]
+    throttle_classes = [ServiceRateThrottle]
     parser_classes = [BoundedJSONParser]
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -81,7 +84,8 @@ class ProcessingServiceView(APIView):
         self, job_id: int, final_ok: bool = False
     ) -> tuple[Job | None, Response | None]:
         """The job, or a 404 if there is none, or a 410 if it is final (unless `final_ok`)."""
-        job = Job.objects.filter(pk=job_id).only("status", "pipeline_id").first()
+        jobs = jobs_for_service(self.service).only("status", "pipeline_id")
+        job = jobs.filter(pk=job_id).first()
         if job is None:
             return None, Response(
                 {"detail": f"job {job_id} does not exist"}, status=status.HTTP_404_NOT_FOUND

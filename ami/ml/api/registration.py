@@ -1,7 +1,8 @@
 """Projects and pipeline registration, as processing services see them.
 
-`GET  /api/v2/projects/`                 every project (services are not yet scoped)
-`POST /api/v2/projects/{id}/pipelines/`  create or update the service's pipelines
+`GET  /api/v2/projects/`                 the service's projects
+`POST /api/v2/projects/{id}/pipelines/`  create or update the service's pipelines (404 for a
+                                         project not its own)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 
 from ami.main.api import Pagination
 from ami.main.models import Project
+from ami.ml.access import projects_for_service
 from ami.ml.api import wire
 from ami.ml.api.processing import ProcessingServiceView, invalid
 from ami.ml.api.schema import protocol
@@ -34,12 +36,14 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 class ProjectListView(ProcessingServiceView):
     @protocol(
-        "Every project",
+        "The service's projects",
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
     )
     def get(self, request: Request) -> Response:
         paginator = ProjectPagination()
-        page = paginator.paginate_queryset(Project.objects.order_by("id"), request, view=self)
+        page = paginator.paginate_queryset(
+            projects_for_service(self.service).order_by("id"), request, view=self
+        )
         return paginator.get_paginated_response(ProjectSerializer(page, many=True).data)
 
 
@@ -50,7 +54,7 @@ class RegisterPipelinesView(ProcessingServiceView):
             body = wire.Registration.model_validate(request.data)
         except ValidationError as exc:
             return invalid(wire.describe(exc))
-        project = Project.objects.filter(pk=project_id).first()
+        project = projects_for_service(self.service).filter(pk=project_id).first()
         if project is None:
             return Response({"detail": "Project not found"}, status=status.HTTP_404_NOT_FOUND)
         registered = register_pipelines(

@@ -91,8 +91,8 @@ NUMBER_FIELDS: dict[str, tuple[str, Mutation]] = {
 
 
 @pytest.fixture
-def service_client() -> APIClient:
-    return new_service_client("hostile service")
+def service_client(project) -> APIClient:
+    return new_service_client("hostile service", projects=[project])
 
 
 @pytest.fixture

@@ -95,8 +95,8 @@ NUMBER_LITERALS = {
 
 
 @pytest.fixture
-def client() -> APIClient:
-    return service_client("hostile service")
+def client(project) -> APIClient:
+    return service_client("hostile service", projects=[project])
 
 
 @pytest.fixture

@@ -42,7 +42,8 @@ def fuzz_target(project, pipeline, images, member) -> Iterator[dict]:
     client.force_login(member)
     ids = {"jobs": job.pk, "projects": project.pk, "images": images[0].pk}
     ids["pipelines"] = pipeline.pk
-    _, key = ProcessingService.create_with_key("fuzzing service")  # for /api/v2/
+    service, key = ProcessingService.create_with_key("fuzzing service")  # for /api/v2/
+    service.projects.add(project)  # so the fuzzed ids reach past the scope check
     yield {
         "ids": ids,
         "cookies": {"sessionid": client.cookies["sessionid"].value},

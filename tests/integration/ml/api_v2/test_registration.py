@@ -50,7 +50,9 @@ def pipeline_config(slug: str = "moths_2024", version: int = 1, **extra) -> dict
 
 
 def test_projects_are_listed_in_the_drf_shape(service, project):
-    Project.objects.create(name="Second")
+    second = Project.objects.create(name="Second")
+    ProcessingService.objects.get(name="contract service").projects.add(second)
+    Project.objects.create(name="Not the service's")
     body = service.get("/api/v2/projects/").json()
     assert set(body) >= {"results", "count", "next", "previous"}
     assert [(p["id"], p["name"]) for p in body["results"]][0] == (project.pk, project.name)
