@@ -255,14 +255,34 @@ def parse_results(body: object) -> tuple[list[TaskResult], list[dict[str, str]]]
         return [], describe(exc)
     parsed, errors = [], []
     for i, envelope in enumerate(post.results):
-        shape = ResultError if "error" in envelope.result else PipelineResults
-        try:
-            result = shape.model_validate(envelope.result)
-        except ValidationError as exc:
-            errors.extend(describe(exc, prefix=("results", i, "result")))
-            continue
-        parsed.append(TaskResult(reply_subject=envelope.reply_subject, result=result))
+        item, item_errors = parse_result(i, envelope.model_dump())
+        errors.extend(item_errors)
+        if item is not None:
+            parsed.append(item)
     return parsed, errors
+
+
+def parse_result(index: int, raw: object) -> tuple[TaskResult | None, list[dict[str, str]]]:
+    """One entry of a post's `results`, or the errors naming its bad fields."""
+    try:
+        envelope = TaskResultEnvelope.model_validate(raw)
+    except ValidationError as exc:
+        return None, describe(exc, prefix=("results", index))
+    shape = ResultError if "error" in envelope.result else PipelineResults
+    try:
+        result = shape.model_validate(envelope.result)
+    except ValidationError as exc:
+        return None, describe(exc, prefix=("results", index, "result"))
+    return TaskResult(reply_subject=envelope.reply_subject, result=result), []
+
+
+def validate_client_info(raw: object) -> list[dict[str, str]]:
+    """The errors of a post's `client_info` ([] if it is acceptable)."""
+    try:
+        ResultsPost.model_validate({"results": [], "client_info": raw})
+    except ValidationError as exc:
+        return describe(exc)
+    return []
 
 
 def to_internal(item: TaskResult) -> PipelineResult:
