@@ -244,6 +244,38 @@ class TaskResult(BaseModel):
         return self.result.image_id
 
 
+# -- log lines --------------------------------------------------------------------------------
+MAX_LOG_LINES_PER_POST = 100
+MAX_LOG_MESSAGE_LENGTH = 10_000  # characters
+LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def _log_level(value: object) -> int:
+    """A level as a name ("INFO", any case) or a number from 0 to 50."""
+    if isinstance(value, str) and value.upper() in LOG_LEVELS:
+        return LOG_LEVELS[value.upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 50:
+        return value
+    raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} or a number from 0 to 50")
+
+
+LogLevel = Annotated[int, BeforeValidator(_log_level)]
+LogMessage = Annotated[
+    str, Field(min_length=1, max_length=MAX_LOG_MESSAGE_LENGTH), AfterValidator(multi_line_text)
+]
+
+
+class LogLine(_Wire):
+    level: LogLevel = 20
+    message: LogMessage
+    timestamp: datetime | None = None  # when the service logged it; kept in the context
+    context: ClientInfo | None = None
+
+
+class LogPost(_Wire):
+    logs: list[LogLine] = Field(min_length=1, max_length=MAX_LOG_LINES_PER_POST)
+
+
 def parse_results(body: object) -> tuple[list[TaskResult], list[dict[str, str]]]:
     """The results of a POST (`{"results": [...]}` or a bare list), or the errors naming
     each bad field as `results.3.result.detections.0.bbox.x2`."""
