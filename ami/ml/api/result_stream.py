@@ -12,6 +12,7 @@ nothing, and each queued message is one result.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,14 @@ MAX_ERRORS = 100  # a post with more bad fields is answered after the first ones
 SPOOL_IN_MEMORY = 1024 * 1024  # bytes of staged payloads kept in memory before a file
 READ_CHUNK = 64 * 1024  # bytes read from the request at a time
 
+# A `\\uD800`-`\\uDFFF` escape (the backslash run decides whether it is one), with the low
+# half that may follow a high one. The C parser would turn a lone one into "?".
+_SURROGATE_ESCAPE = re.compile(
+    rb"(\\+)u([dD][89a-fA-F][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+)
+_NUL_ESCAPE = rb"\u0000"
+_BACKSLASH = 0x5C
+_LONGEST_ESCAPE = 16  # bytes: a pair of escapes and then some
 _STARTS = ("start_map", "start_array")
 _ENDS = ("end_map", "end_array")
 
@@ -83,6 +92,10 @@ def stage(stream: IO[bytes] | None) -> StagedBatch:
         for kind, index, value in _values(stream):
             if kind == "client_info":
                 batch.errors.extend(wire.validate_client_info(value))
+            elif index >= wire.MAX_RESULTS_PER_POST:
+                message = f"List should have at most {wire.MAX_RESULTS_PER_POST} items"
+                batch.errors.append({"field": "results", "message": message})
+                break
             else:
                 _stage_one(batch, index, value)
             if len(batch.errors) >= MAX_ERRORS:
@@ -91,9 +104,6 @@ def stage(stream: IO[bytes] | None) -> StagedBatch:
         batch.errors.append({"field": exc.field, "message": exc.message})
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         batch.errors.append({"field": "(body)", "message": f"JSON parse error: {exc}"[:300]})
-    if len(batch.summaries) > wire.MAX_RESULTS_PER_POST:
-        message = f"List should have at most {wire.MAX_RESULTS_PER_POST} items"
-        batch.errors.append({"field": "results", "message": message})
     return batch
 
 
@@ -134,16 +144,73 @@ def summarize(index: int, item: wire.TaskResult) -> ResultSummary:
     )
 
 
+class SurrogateGuard:
+    """A byte stream whose lone surrogate escapes read as `\\u0000`.
+
+    The C parser (yajl) turns an unpaired `\\ud800` into "?", silently; NUL is refused by
+    every text field we read, so the field holding a lone surrogate is still a 400 that
+    names it. Escaped pairs (an emoji as `ensure_ascii` writes it) pass unchanged. A
+    backslash run is never split between reads, so its parity (escape or not) is known.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.carry = b""
+        self.ended = False
+
+    def read(self, size: int = -1) -> bytes:
+        """The next bytes (any amount, a whole chunk at most); b"" at the end."""
+        if size == 0:  # ijson asks `read(0)` for the type of the stream
+            return b""
+        while not self.ended:
+            chunk = self.stream.read(READ_CHUNK)
+            if not chunk:
+                self.ended = True
+                break
+            buffer = self.carry + chunk
+            cut = _safe_cut(buffer)
+            self.carry = buffer[cut:]
+            if cut:
+                return _SURROGATE_ESCAPE.sub(_fix_surrogates, buffer[:cut])
+        rest, self.carry = self.carry, b""
+        return _SURROGATE_ESCAPE.sub(_fix_surrogates, rest)
+
+
+def _safe_cut(buffer: bytes) -> int:
+    """Where to cut `buffer` so that no escape, backslash run, or high surrogate whose low
+    half may still come, straddles the cut (`buffer` starts at a run's start)."""
+    tail = len(buffer) - _LONGEST_ESCAPE
+    at = buffer.find(b"\\", max(0, tail))
+    if at < 0:
+        at = len(buffer)
+    while at > 0 and buffer[at - 1] == _BACKSLASH:
+        at -= 1
+    for match in _SURROGATE_ESCAPE.finditer(buffer):
+        if match.end() > tail:
+            return min(at, match.start())
+    return at
+
+
+def _fix_surrogates(match: re.Match[bytes]) -> bytes:
+    run, code, low = match.group(1), match.group(2), match.group(3)
+    if len(run) % 2 == 0:  # an escaped backslash, then text; a low escape after it is lone
+        return run + b"u" + code + (_NUL_ESCAPE if low else b"")
+    if int(code, 16) <= 0xDBFF and low:
+        return match.group(0)  # a pair
+    return run[:-1] + _NUL_ESCAPE + (_NUL_ESCAPE if low else b"")
+
+
 def _values(stream: IO[bytes] | None) -> Iterator[tuple[str, int, Any]]:
     """("result", index, value) for each entry of the post's results, and ("client_info",
     0, value); the body is `{"results": [...], ...}` or a bare list of results."""
     if stream is None:
         raise BodyError("results", "Field required")
-    events = ijson.parse(stream, use_float=True, buf_size=READ_CHUNK)
+    events = ijson.parse(SurrogateGuard(stream), use_float=True, buf_size=READ_CHUNK)
     first = next(events, None)
     if first is None:
         raise BodyError("results", "Field required")
     _, event, _ = first
+    events = _tracked(events, _Path(bare=event == "start_array"))
     if event == "start_array":
         wanted = {"item": "result"}
     elif event == "start_map":
@@ -186,3 +253,44 @@ def _values(stream: IO[bytes] | None) -> Iterator[tuple[str, int, Any]]:
             index += kind == "result"
     if not seen_results:
         raise BodyError("results", "Field required")
+
+
+class _Path:
+    """Where the parser is, as the field name a 400 gives (`results.0.result.bbox.x1`)."""
+
+    def __init__(self, bare: bool) -> None:
+        self.root = ["results"] if bare else []
+        self.stack: list[list] = [["array", -1] if bare else ["map", None]]
+
+    def step(self, event: str, value: Any) -> None:
+        top = self.stack[-1] if self.stack else None
+        if event == "map_key":
+            top[1] = value
+            return
+        if event in _ENDS:
+            self.stack.pop()
+            return
+        if top and top[0] == "array":
+            top[1] += 1
+        if event in _STARTS:
+            self.stack.append(["array", -1] if event == "start_array" else ["map", None])
+
+    def next_value(self) -> str:
+        """The field of the value being parsed (the next element, in an array)."""
+        parts = list(self.root)
+        for depth, (kind, value) in enumerate(self.stack):
+            last = depth == len(self.stack) - 1
+            parts.append(str(value + 1 if kind == "array" and last else value))
+        return ".".join(parts) or "(body)"
+
+
+def _tracked(events: Iterator[tuple], path: _Path) -> Iterator[tuple]:
+    """The parser's events; a number it cannot hold is a 400 naming its field."""
+    try:
+        for prefix, event, value in events:
+            path.step(event, value)
+            yield prefix, event, value
+    except ijson.JSONError as exc:
+        if "overflow" in str(exc):
+            raise BodyError(path.next_value(), "number out of range") from None
+        raise
