@@ -129,11 +129,12 @@ def test_unknown_jobs_and_user_sessions_are_refused(sender, job, member_client):
 def test_posts_over_the_rate_are_a_429_with_retry_after(sender, job):
     service, api = sender
     other, other_key = ProcessingService.create_with_key("another log service")
-    line = {"logs": [{"message": "progress"}]}
-    statuses = [api.post(url(job), line, format="json").status_code for _ in range(4)]
+    # Distinct messages: repeats would leave a pending "repeated" line to the next test.
+    posts = ({"logs": [{"message": f"progress {i}"}]} for i in range(10))
+    statuses = [api.post(url(job), next(posts), format="json").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
-    refused = api.post(url(job), line, format="json")
+    refused = api.post(url(job), next(posts), format="json")
     assert refused.status_code == 429
     assert 0 < int(refused["Retry-After"]) <= 60
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {other_key}")  # the rate is per service
-    assert api.post(url(job), line, format="json").status_code == 200
+    assert api.post(url(job), next(posts), format="json").status_code == 200
