@@ -5,9 +5,11 @@
 `POST /api/v2/jobs/{id}/result/` {"results": [{reply_subject, result}, ...]} (or a bare list)
     -> {"status": "accepted", "job_id": id, "results_queued": N}
 
-A result post is validated whole (shapes, images of this job, reply subjects of this job's
-queue, algorithms of its pipeline) before the first task is queued, so a bad post queues
-nothing. Each result is converted to our own `PipelineResult` before it is queued.
+A result post is read as a stream, one result at a time (`result_stream`: 150 MB posts
+never sit in memory), and validated whole (shapes, images of this job, reply subjects of
+this job's queue, algorithms of its pipeline) before the first task is queued, so a bad
+post queues nothing. Each result is converted to our own `PipelineResult` and queued as
+one message.
 """
 
 from __future__ import annotations
