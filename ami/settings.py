@@ -230,6 +230,7 @@ NATS_TASK_ACK_WAIT = float(os.environ.get("AMI_NATS_ACK_WAIT", "300"))  # second
 NATS_TASK_MAX_DELIVER = int(os.environ.get("AMI_NATS_MAX_DELIVER", "5"))
 NATS_REQUEST_TIMEOUT = float(os.environ.get("AMI_NATS_REQUEST_TIMEOUT", "5"))  # seconds
 NATS_RESERVE_WAIT = float(os.environ.get("AMI_NATS_RESERVE_WAIT", "1"))  # seconds
+SERVICE_LOG_RATE = os.environ.get("AMI_SERVICE_LOG_RATE", "600/min")  # log posts per service
 PROCESSING_MAX_BATCH = int(os.environ.get("AMI_PROCESSING_MAX_BATCH", "100"))  # tasks per call
 IMAGE_URL_MAX_AGE = int(os.environ.get("AMI_IMAGE_URL_MAX_AGE", "86400"))  # seconds
 JOB_STALE_AFTER = int(os.environ.get("AMI_JOB_STALE_AFTER", "900"))  # seconds without heartbeat

@@ -12,6 +12,7 @@ SUITES = {
     "logs": "ami_lab.bench.logs.command:Command",  # log write backends, 8 writer processes
     "results": "ami_lab.bench.results:Command",  # result tasks saved per second
     "api": "ami_lab.bench.api_command:Command",  # log read path on a job with a million lines
+    "batch": "ami_lab.bench.batch:Command",  # server memory while it takes a 150 MB result post
 }
 
 

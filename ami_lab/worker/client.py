@@ -75,6 +75,15 @@ class ProcessingClient:
         body = self._request("POST", f"/jobs/{job_id}/result/", json={"results": results})
         return body["results_queued"]
 
+    def post_log(self, job_id: int, message: str, level: str = "INFO") -> bool:
+        """Add a line to the job's log. Best effort: one try, never retried (nor a 429)."""
+        line = {"level": level, "message": message}
+        try:
+            response = self.http.post(f"/jobs/{job_id}/logs/", json={"logs": [line]})
+        except httpx.TransportError:
+            return False
+        return response.status_code == 200
+
     def download(self, url: str) -> bytes:
         response = self._send("GET", url, True)
         if response.status_code != 200:

@@ -113,9 +113,14 @@ class Worker:
         except JobFinished as exc:
             logger.info("Results not taken, job is final: %s", exc)
             return
+        failed = sum(1 for item in results if "error" in item["result"])
         self.stats.batches += 1
         self.stats.images += len(results)
-        self.stats.failed += sum(1 for item in results if "error" in item["result"])
+        self.stats.failed += failed
+        self.client.post_log(
+            self.options.job_id,
+            f"Posted batch {self.stats.batches}: {len(results)} results ({failed} failed)",
+        )
 
     def process_task(self, task: dict) -> dict:
         """One task's result: `PipelineResultsResponse`, or the error that stopped the image."""

@@ -5,9 +5,11 @@
 `POST /api/v2/jobs/{id}/result/` {"results": [{reply_subject, result}, ...]} (or a bare list)
     -> {"status": "accepted", "job_id": id, "results_queued": N}
 
-A result post is validated whole (shapes, images of this job, reply subjects of this job's
-queue, algorithms of its pipeline) before the first task is queued, so a bad post queues
-nothing. Each result is converted to our own `PipelineResult` before it is queued.
+A result post is read as a stream, one result at a time (`result_stream`: 150 MB posts
+never sit in memory), and validated whole (shapes, images of this job, reply subjects of
+this job's queue, algorithms of its pipeline) before the first task is queued, so a bad
+post queues nothing. Each result is converted to our own `PipelineResult` and queued as
+one message.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from django.db import InterfaceError, OperationalError
 from drf_spectacular.utils import OpenApiParameter
 from pydantic import ValidationError
 from rest_framework import status
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,7 +32,7 @@ from ami.jobs.models import ImageTask, Job
 from ami.jobs.states import JobStatus
 from ami.main.api import query_int
 from ami.ml.access import jobs_for_service
-from ami.ml.api import wire
+from ami.ml.api import result_stream, wire
 from ami.ml.api.authentication import IsProcessingService, ProcessingServiceAuthentication
 from ami.ml.api.images import signed_image_path
 from ami.ml.api.schema import protocol
@@ -172,25 +174,33 @@ class ReserveTasksView(ProcessingServiceView):
 
 
 class PostResultsView(ProcessingServiceView):
+    """Results are read from the request stream, one at a time (`result_stream`), so a
+    batch of 150 MB never sits in memory; `request.data` is never read here."""
+
     @protocol("Post results and per-image errors", body=True)
     def post(self, request: Request, job_id: int) -> Response:
-        results, errors = wire.parse_results(request.data)
-        if errors:
-            return invalid(errors)
+        if request.content_type.split(";")[0].strip() not in ("application/json", ""):
+            raise UnsupportedMediaType(request.content_type)
         job, error = self.job_or_error(job_id)
         if error:
             return error
-        errors = batch_errors(job, results)
-        if errors:
-            return invalid(errors)
-        record_receipts(job_id, [item.image_id for item in results], self.service)
-        for item in results:
-            internal = wire.to_internal(item)
-            process_nats_pipeline_result.apply_async(
-                args=[job_id, internal.model_dump(mode="json"), item.reply_subject],
-                kwargs={"service_name": self.service.name},
-            )
-        return Response({"status": "accepted", "job_id": job_id, "results_queued": len(results)})
+        batch = result_stream.stage(request.stream)
+        try:
+            if batch.errors:
+                return invalid(batch.errors)
+            errors = batch_errors(job, batch.summaries)
+            if errors:
+                return invalid(errors)
+            record_receipts(job_id, [item.image_id for item in batch.summaries], self.service)
+            for reply_subject, payload in batch.staged():
+                process_nats_pipeline_result.apply_async(
+                    args=[job_id, payload, reply_subject],
+                    kwargs={"service_name": self.service.name},
+                )
+        finally:
+            batch.close()
+        queued = len(batch.summaries)
+        return Response({"status": "accepted", "job_id": job_id, "results_queued": queued})
 
 
 def record_receipts(job_id: int, image_ids: list[int], service: ProcessingService) -> None:
@@ -209,7 +219,7 @@ def record_receipts(job_id: int, image_ids: list[int], service: ProcessingServic
     )
 
 
-def batch_errors(job: Job, results: list[wire.TaskResult]) -> list[dict[str, str]]:
+def batch_errors(job: Job, results: list[result_stream.ResultSummary]) -> list[dict[str, str]]:
     """What in a well-formed post does not fit this job; [] if it all does."""
     job_id = job.pk
     image_ids = {item.image_id for item in results}
@@ -219,7 +229,7 @@ def batch_errors(job: Job, results: list[wire.TaskResult]) -> list[dict[str, str
         )
     )
     pipeline = Pipeline.objects.filter(pk=job.pipeline_id).first()
-    keys = set().union(*(item.result.algorithm_keys() for item in results if _succeeded(item)))
+    keys = set().union(*(item.algorithm_fields for item in results))
     known_keys = set(Algorithm.objects.filter(key__in=keys).values_list("key", flat=True))
     pipeline_keys = (
         set(pipeline.algorithms.filter(key__in=keys).values_list("key", flat=True))
@@ -228,45 +238,25 @@ def batch_errors(job: Job, results: list[wire.TaskResult]) -> list[dict[str, str
     )
     ack_prefix = f"$JS.ACK.{nats.stream_name(job_id)}.{nats.consumer_name(job_id)}."
     errors = []
-    for i, item in enumerate(results):
-        where = f"results.{i}"
+    for item in results:
+        where = f"results.{item.index}"
         if not item.reply_subject.startswith(ack_prefix):
             errors.append(_error(f"{where}.reply_subject", "not a task of this job"))
-        if not _succeeded(item):
-            if item.image_id not in known_images:
-                field = f"{where}.result.image_id"
-                errors.append(_error(field, f"image {item.image_id} is not in job {job_id}"))
-            continue
-        result = item.result
+        image_field = "source_images.0.id" if item.succeeded else "image_id"
         if item.image_id not in known_images:
-            field = f"{where}.result.source_images.0.id"
+            field = f"{where}.result.{image_field}"
             errors.append(_error(field, f"image {item.image_id} is not in job {job_id}"))
-        if pipeline is None or result.pipeline != pipeline.slug:
+        if not item.succeeded:
+            continue
+        if pipeline is None or item.pipeline != pipeline.slug:
             expected = pipeline.slug if pipeline else None
             errors.append(_error(f"{where}.result.pipeline", f"job {job_id} runs {expected!r}"))
-        for j, detection in enumerate(result.detections):
-            field = f"{where}.result.detections.{j}"
-            if detection.source_image_id != item.image_id:
-                errors.append(_error(f"{field}.source_image_id", "not the result's image"))
-            errors.extend(
-                _algorithm_error(
-                    f"{field}.algorithm.key", detection.algorithm.key, known_keys, pipeline_keys
-                )
-            )
-            for k, classification in enumerate(detection.classifications):
-                errors.extend(
-                    _algorithm_error(
-                        f"{field}.classifications.{k}.algorithm.key",
-                        classification.algorithm.key,
-                        known_keys,
-                        pipeline_keys,
-                    )
-                )
+        for j in item.foreign_detections:
+            field = f"{where}.result.detections.{j}.source_image_id"
+            errors.append(_error(field, "not the result's image"))
+        for key, field in item.algorithm_fields.items():
+            errors.extend(_algorithm_error(field, key, known_keys, pipeline_keys))
     return errors
-
-
-def _succeeded(item: wire.TaskResult) -> bool:
-    return isinstance(item.result, wire.PipelineResults)
 
 
 def _algorithm_error(field: str, key: str, known: set[str], of_pipeline: set[str]) -> list:

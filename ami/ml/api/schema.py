@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 
 TAG = "processing services (v2)"
 
@@ -44,3 +45,30 @@ JOB_LIST_PARAMETERS = [
     OpenApiParameter("limit", int),
     OpenApiParameter("offset", int),
 ]
+
+
+_LOG_LINE = inline_serializer(
+    "ServiceLogLine",
+    {
+        "level": serializers.CharField(
+            required=False, help_text="DEBUG, INFO, WARNING, ERROR, CRITICAL, or 0-50"
+        ),
+        "message": serializers.CharField(max_length=10_000),
+        "timestamp": serializers.DateTimeField(required=False),
+        "context": serializers.DictField(required=False),
+    },
+)
+log_post_schema = extend_schema(
+    summary="Add lines to the job's log (batched, rate-limited per service)",
+    tags=[TAG],
+    request=inline_serializer(
+        "ServiceLogPost", {"logs": serializers.ListField(child=_LOG_LINE, max_length=100)}
+    ),
+    responses={
+        200: OpenApiTypes.OBJECT,
+        400: OpenApiTypes.OBJECT,
+        404: OpenApiTypes.OBJECT,
+        413: OpenApiTypes.OBJECT,
+        429: OpenApiTypes.OBJECT,
+    },
+)

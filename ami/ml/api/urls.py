@@ -11,6 +11,7 @@ from ami.ml.api.images import image_view
 from ami.ml.api.job_list import JobListView
 from ami.ml.api.processing import PostResultsView, ReserveTasksView
 from ami.ml.api.registration import ProjectListView, RegisterPipelinesView
+from ami.ml.api.service_logs import ServiceLogsView
 
 v2_urlpatterns = [
     re_path(r"^projects/?$", ProjectListView.as_view(), name="v2-projects"),
@@ -25,6 +26,8 @@ v2_urlpatterns = [
     path("jobs/<int:job_id>/tasks", ReserveTasksView.as_view(schema=None)),
     path("jobs/<int:job_id>/result/", PostResultsView.as_view(), name="v2-result"),
     path("jobs/<int:job_id>/result", PostResultsView.as_view(schema=None)),
+    path("jobs/<int:job_id>/logs/", ServiceLogsView.as_view(), name="v2-logs"),
+    path("jobs/<int:job_id>/logs", ServiceLogsView.as_view(schema=None)),
 ]
 
 urlpatterns = [

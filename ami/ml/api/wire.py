@@ -244,6 +244,38 @@ class TaskResult(BaseModel):
         return self.result.image_id
 
 
+# -- log lines --------------------------------------------------------------------------------
+MAX_LOG_LINES_PER_POST = 100
+MAX_LOG_MESSAGE_LENGTH = 10_000  # characters
+LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def _log_level(value: object) -> int:
+    """A level as a name ("INFO", any case) or a number from 0 to 50."""
+    if isinstance(value, str) and value.upper() in LOG_LEVELS:
+        return LOG_LEVELS[value.upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 50:
+        return value
+    raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} or a number from 0 to 50")
+
+
+LogLevel = Annotated[int, BeforeValidator(_log_level)]
+LogMessage = Annotated[
+    str, Field(min_length=1, max_length=MAX_LOG_MESSAGE_LENGTH), AfterValidator(multi_line_text)
+]
+
+
+class LogLine(_Wire):
+    level: LogLevel = 20
+    message: LogMessage
+    timestamp: datetime | None = None  # when the service logged it; kept in the context
+    context: ClientInfo | None = None
+
+
+class LogPost(_Wire):
+    logs: list[LogLine] = Field(min_length=1, max_length=MAX_LOG_LINES_PER_POST)
+
+
 def parse_results(body: object) -> tuple[list[TaskResult], list[dict[str, str]]]:
     """The results of a POST (`{"results": [...]}` or a bare list), or the errors naming
     each bad field as `results.3.result.detections.0.bbox.x2`."""
@@ -255,14 +287,34 @@ def parse_results(body: object) -> tuple[list[TaskResult], list[dict[str, str]]]
         return [], describe(exc)
     parsed, errors = [], []
     for i, envelope in enumerate(post.results):
-        shape = ResultError if "error" in envelope.result else PipelineResults
-        try:
-            result = shape.model_validate(envelope.result)
-        except ValidationError as exc:
-            errors.extend(describe(exc, prefix=("results", i, "result")))
-            continue
-        parsed.append(TaskResult(reply_subject=envelope.reply_subject, result=result))
+        item, item_errors = parse_result(i, envelope.model_dump())
+        errors.extend(item_errors)
+        if item is not None:
+            parsed.append(item)
     return parsed, errors
+
+
+def parse_result(index: int, raw: object) -> tuple[TaskResult | None, list[dict[str, str]]]:
+    """One entry of a post's `results`, or the errors naming its bad fields."""
+    try:
+        envelope = TaskResultEnvelope.model_validate(raw)
+    except ValidationError as exc:
+        return None, describe(exc, prefix=("results", index))
+    shape = ResultError if "error" in envelope.result else PipelineResults
+    try:
+        result = shape.model_validate(envelope.result)
+    except ValidationError as exc:
+        return None, describe(exc, prefix=("results", index, "result"))
+    return TaskResult(reply_subject=envelope.reply_subject, result=result), []
+
+
+def validate_client_info(raw: object) -> list[dict[str, str]]:
+    """The errors of a post's `client_info` ([] if it is acceptable)."""
+    try:
+        ResultsPost.model_validate({"results": [], "client_info": raw})
+    except ValidationError as exc:
+        return describe(exc)
+    return []
 
 
 def to_internal(item: TaskResult) -> PipelineResult:
