@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from django.conf import settings as django_settings
 
 from ami.jobs.models import Job
 from ami_lab.demo.setup import ensure_images, ensure_pipeline, processing_key
-from ami_lab.processes import free_port
+from ami_lab.processes import celery_worker_command, free_port, port_answers, web_command
 from ami_lab.supervisor import Supervisor, group_members
 from tests.support.polling import wait_until
 
@@ -30,13 +29,8 @@ class Stack:
 
     def celery(self, name: str, queues: str, concurrency: int = 2) -> None:
         self.supervisor.start(
-            name,
-            [
-                sys.executable, "-m", "celery", "-A", "ami.celery", "worker", "-Q", queues,
-                "-c", str(concurrency), "-n", f"{name}-{self.port}@%h", "--without-gossip",
-                "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
-            ],
-        )  # fmt: skip
+            name, celery_worker_command(queues, concurrency, f"{name}-{self.port}")
+        )
 
     def worker(self, name: str, job: Job, *extra: str) -> None:
         self.supervisor.start(
@@ -88,16 +82,10 @@ def stack(stack_env, tmp_path, demo_project):
     broker.delete("ml_results", "jobs")
     supervisor = Supervisor(tmp_path / "logs", stack_env)
     port = free_port()
-    supervisor.start(
-        "web",
-        [
-            sys.executable, "-m", "uvicorn", "ami.asgi:application", "--host", "127.0.0.1",
-            "--port", str(port), "--no-access-log",
-        ],
-    )  # fmt: skip
+    supervisor.start("web", web_command(port))
     stack = Stack(supervisor, port, processing_key())
     try:
-        wait_until(lambda: _answers(port), "the web server")
+        wait_until(lambda: port_answers(port), "the web server")
         yield stack
     finally:
         groups = [child.pgid for child in supervisor.children]
@@ -105,11 +93,3 @@ def stack(stack_env, tmp_path, demo_project):
         broker.delete("ml_results", "jobs")
         broker.close()
         assert not [pid for pgid in groups for pid in group_members(pgid)]
-
-
-def _answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
