@@ -21,7 +21,8 @@ def test_a_30_mb_batch_is_taken_with_bounded_memory(
     asgi_server, started_job, pipeline, broker, tmp_path
 ):
     base, pid = asgi_server
-    _, key = ProcessingService.create_with_key("big batch service")
+    service, key = ProcessingService.create_with_key("big batch service")
+    service.projects.add(started_job.project)
     tasks = reserve_all(started_job.pk)
     path = tmp_path / "batch.json"
     size = write_batch(path, tasks, algorithms_of(pipeline), BATCH)
@@ -40,7 +41,8 @@ def test_a_30_mb_batch_is_taken_with_bounded_memory(
 
 def test_a_big_bad_batch_queues_nothing(asgi_server, started_job, pipeline, broker, tmp_path):
     base, pid = asgi_server
-    _, key = ProcessingService.create_with_key("big bad batch service")
+    service, key = ProcessingService.create_with_key("big bad batch service")
+    service.projects.add(started_job.project)
     tasks = reserve_all(started_job.pk)
     last = max(tasks)  # the last result in the post is not a task of this job
     path = tmp_path / "batch.json"

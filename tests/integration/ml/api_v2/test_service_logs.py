@@ -18,8 +18,9 @@ pytestmark = LOGS_DB
 
 
 @pytest.fixture
-def sender() -> tuple[ProcessingService, APIClient]:
+def sender(project) -> tuple[ProcessingService, APIClient]:
     service, key = ProcessingService.create_with_key("log service")
+    service.projects.add(project)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     return service, api
@@ -129,6 +130,7 @@ def test_unknown_jobs_and_user_sessions_are_refused(sender, job, member_client):
 def test_posts_over_the_rate_are_a_429_with_retry_after(sender, job):
     service, api = sender
     other, other_key = ProcessingService.create_with_key("another log service")
+    other.projects.add(job.project)
     # Distinct messages: repeats would leave a pending "repeated" line to the next test.
     posts = ({"logs": [{"message": f"progress {i}"}]} for i in range(10))
     statuses = [api.post(url(job), next(posts), format="json").status_code for _ in range(4)]
