@@ -64,7 +64,7 @@ def sse_event(line: dict) -> str:
     return f"id: {line['cursor']}\nevent: log\ndata: {data}\n\n"
 
 
-def _job_status(job_id: int) -> str | None:
+def job_status(job_id: int) -> str | None:
     return Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
 
 
@@ -87,7 +87,7 @@ def _after(job_id: int, cursor: Cursor, filters: LogFilters, check_status: bool)
     """The next lines after `cursor`, and the job's status when asked (one pool hop)."""
     horizon = shared_horizon.get(max_age=settings.API_SSE_POLL_SECONDS / 2)
     page = fetch_page(job_id, LogPageRequest(after=cursor, limit=BATCH, filters=filters), horizon)
-    status = _job_status(job_id) if check_status and len(page.rows) < BATCH else ""
+    status = job_status(job_id) if check_status and len(page.rows) < BATCH else ""
     return Poll(page.rows, page.newer_cursor, status)
 
 
@@ -102,7 +102,7 @@ def _final_line(job_id: int) -> Cursor | None:
     return Cursor.of(row) if row else None
 
 
-def _end_position(job_id: int, seen_final_for: float) -> Cursor | None:
+def end_position(job_id: int, seen_final_for: float) -> Cursor | None:
     """Where a stream of a final job ends: its last line, or after the grace what committed.
 
     The grace runs from the job's finish (a job that ended long ago has no line to wait
@@ -156,7 +156,7 @@ async def log_events(
         if poll.status in FINAL_OR_GONE:
             final_seen_at = time.monotonic()
         if final_seen_at is not None and end_at is None:
-            end_at = await db(_end_position, job_id, time.monotonic() - final_seen_at)
+            end_at = await db(end_position, job_id, time.monotonic() - final_seen_at)
         if end_at is not None and cursor >= end_at:
             yield "event: end\ndata: {}\n\n"
             return

@@ -25,7 +25,7 @@ from ami.jobs.api.log_query import (
     parse_cursor,
     parse_filters,
 )
-from ami.jobs.api.stream import FINAL_OR_GONE, _end_position, _job_status
+from ami.jobs.api.stream import FINAL_OR_GONE, end_position, job_status
 from ami.jobs.models import Job
 
 BATCH = 1000  # lines per query
@@ -108,8 +108,8 @@ class Follower:
         return self._ended()
 
     def _ended(self) -> bool:
-        if self.final_seen_at is None and _job_status(self.job_id) in FINAL_OR_GONE:
+        if self.final_seen_at is None and job_status(self.job_id) in FINAL_OR_GONE:
             self.final_seen_at = time.monotonic()
         if self.final_seen_at is not None and self.end_at is None:
-            self.end_at = _end_position(self.job_id, time.monotonic() - self.final_seen_at)
+            self.end_at = end_position(self.job_id, time.monotonic() - self.final_seen_at)
         return self.end_at is not None and self.cursor >= self.end_at
