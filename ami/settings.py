@@ -172,7 +172,10 @@ CACHES = {
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "jobs"
-CELERY_TASK_ROUTES = {"ami.ml.tasks.process_nats_pipeline_result": {"queue": "ml_results"}}
+CELERY_TASK_ROUTES = {
+    "ami.ml.tasks.save_results": {"queue": "ml_results"},
+    "ami.ml.tasks.process_nats_pipeline_result": {"queue": "ml_results"},
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A result task is acknowledged to Redis only after it ran, and re-queued if its worker
 # process dies, so a killed worker never loses a result (saving is idempotent).
@@ -232,6 +235,10 @@ NATS_REQUEST_TIMEOUT = float(os.environ.get("AMI_NATS_REQUEST_TIMEOUT", "5"))  #
 NATS_RESERVE_WAIT = float(os.environ.get("AMI_NATS_RESERVE_WAIT", "1"))  # seconds
 SERVICE_LOG_RATE = os.environ.get("AMI_SERVICE_LOG_RATE", "600/min")  # log posts per service
 PROCESSING_MAX_BATCH = int(os.environ.get("AMI_PROCESSING_MAX_BATCH", "100"))  # tasks per call
+# A posted batch of results is saved by one Celery task per this many results (or per
+# RESULT_TASK_MAX_BYTES of their JSON, whichever comes first): one transaction each.
+RESULT_TASK_MAX_RESULTS = int(os.environ.get("AMI_RESULT_TASK_MAX_RESULTS", "50"))
+RESULT_TASK_MAX_BYTES = int(os.environ.get("AMI_RESULT_TASK_MAX_BYTES", str(4 * 2**20)))
 IMAGE_URL_MAX_AGE = int(os.environ.get("AMI_IMAGE_URL_MAX_AGE", "86400"))  # seconds
 JOB_STALE_AFTER = int(os.environ.get("AMI_JOB_STALE_AFTER", "900"))  # seconds without heartbeat
 JOB_STALE_CHECK_INTERVAL = float(os.environ.get("AMI_JOB_STALE_CHECK_INTERVAL", "60"))  # seconds

@@ -1,4 +1,4 @@
-"""Every job-row lock and guarded update, in one place.
+"""Every job-row and stage-row lock and guarded update, in one place.
 
 Rules kept here:
 - A job row is locked only with `FOR NO KEY UPDATE`. A plain `FOR UPDATE` conflicts with
@@ -7,6 +7,10 @@ Rules kept here:
   itself. JobLog rows reference the job without a database constraint (migration 0002):
   writing a log line takes no lock on the job row at all.
 - A lock is held for one short statement or block: no logging, network or NATS calls inside.
+- Result counts never touch the job row or the stage rows that every result of a job
+  shares: a result transaction locks only its own images' task rows and inserts a
+  `ProgressIncrement`; `fold_increments` adds increments to the stage rows, one session
+  per job at a time (an advisory lock), so no result waits on another's stage update.
 - Status changes are conditional UPDATEs: they succeed only from an allowed source state,
   so a final job is never pulled back and concurrent finishers cannot both win.
 """
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -23,7 +26,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ami.jobs.models import ImageTask, Job, JobStage
+from ami.jobs.models import ImageTask, Job, JobStage, ProgressIncrement
 from ami.jobs.states import FINAL_STATES, JobStatus, StageKey, StageStatus, TaskState, sources_of
 
 
@@ -83,92 +86,145 @@ def touch_heartbeat(job_id: int, min_interval: float = 0.0) -> None:
         )
 
 
-@dataclass(frozen=True)
-class StageCounts:
-    """A stage's counters right after a result was counted in it."""
-
-    key: str
-    total: int
-    processed: int
-    failed: int
-
-    @property
-    def complete(self) -> bool:
-        return self.processed + self.failed >= self.total
-
-
-# Moves one image's task out of PENDING and, only if it moved, counts it in the job's
-# `process` and `results` stages. One statement: the task UPDATE's RETURNING feeds the stage
-# UPDATE, so a result counts exactly once however often it is delivered or retried. The
-# stage rows are locked in id order (no deadlock between two results) and re-read by
-# PostgreSQL after the lock wait, so concurrent increments are never lost.
-_RECORD_RESULT_SQL = """
-WITH moved AS (
-    UPDATE jobs_imagetask AS t
-       SET state = %(state)s, error = %(error)s, updated_at = now()
-     WHERE t.job_id = %(job_id)s AND t.source_image_id = %(image_id)s AND t.state = %(pending)s
-       AND EXISTS (SELECT 1 FROM jobs_job AS j WHERE j.id = %(job_id)s AND j.status = %(started)s)
- RETURNING t.id
+# Moves the tasks of a batch's images out of PENDING, each to its own new state, if the job
+# is running. The rows are locked in id order (two overlapping batches cannot deadlock) and
+# re-checked by PostgreSQL after a lock wait: of two deliveries of one image's result, only
+# the first to commit moves its task, and the other finds it no longer PENDING.
+_CLAIM_SQL = """
+WITH wanted AS (
+    SELECT * FROM unnest(%(image_ids)s::bigint[], %(states)s::text[], %(errors)s::text[])
+        AS w(image_id, state, error)
 ), locked AS (
-    SELECT s.id FROM jobs_jobstage AS s
-     WHERE s.job_id = %(job_id)s AND s.key IN (%(process)s, %(results)s)
-       AND EXISTS (SELECT 1 FROM moved)
-     ORDER BY s.id
-       FOR NO KEY UPDATE
+    SELECT t.id, w.state, w.error
+      FROM jobs_imagetask AS t JOIN wanted AS w ON w.image_id = t.source_image_id
+     WHERE t.job_id = %(job_id)s AND t.state = %(pending)s
+       AND EXISTS (SELECT 1 FROM jobs_job AS j WHERE j.id = %(job_id)s AND j.status = %(started)s)
+     ORDER BY t.id
+       FOR NO KEY UPDATE OF t
 )
-UPDATE jobs_jobstage AS s
-   SET processed = s.processed + %(done)s,
-       failed = s.failed + %(failed)s,
-       detections = s.detections + %(detections)s,
-       classifications = s.classifications + %(classifications)s,
-       progress = CASE WHEN s.total > 0
-                       THEN LEAST(1.0, (s.processed + s.failed + 1)::float / s.total)
-                       ELSE 1.0 END,
-       status = CASE WHEN s.processed + s.failed + 1 >= s.total
-                     THEN %(stage_done)s ELSE %(stage_started)s END,
-       updated_at = now()
+UPDATE jobs_imagetask AS t
+   SET state = locked.state, error = locked.error, updated_at = now()
   FROM locked
- WHERE s.id = locked.id
-RETURNING s.key, s.total, s.processed, s.failed
+ WHERE t.id = locked.id
+RETURNING t.source_image_id
 """
 
 
-def record_image_result(
-    job_id: int,
-    image_id: int,
-    *,
-    failed: bool,
-    error: str = "",
-    detections: int = 0,
-    classifications: int = 0,
-) -> list[StageCounts]:
-    """Mark the image's task DONE or FAILED and count it; return [] if it was not PENDING.
+def claim_images(job_id: int, errors: dict[int, str | None]) -> set[int]:
+    """Move the tasks of these images out of PENDING; return the images that moved.
 
-    Locks: the image's `jobs_imagetask` row and the job's `process` and `results` stage rows,
-    until the caller's transaction ends. Caller's contract: run this inside the transaction
-    that saved the result, as its last statement, and commit right after (the stage rows are
-    shared by every result of the job); roll the transaction back when it returns [] (the
-    result was already counted, or the job is not running). Never log inside.
+    `errors` maps each image to its error (the task becomes FAILED) or None (DONE). An image
+    whose task is no longer PENDING (its result was already counted), or any image of a job
+    that is not running, is left alone and not returned.
+    Locks: the moved `jobs_imagetask` rows, until the caller's transaction ends; nothing
+    shared by other images or by the job. Caller's contract: count exactly the returned
+    images (`add_increment`) in the same transaction.
     """
+    if not errors:
+        return set()
+    image_ids = list(errors)
     params = {
         "job_id": job_id,
-        "image_id": image_id,
-        "state": TaskState.FAILED if failed else TaskState.DONE,
-        "error": error,
+        "image_ids": image_ids,
+        "states": [TaskState.DONE if errors[i] is None else TaskState.FAILED for i in image_ids],
+        "errors": [errors[i] or "" for i in image_ids],
         "pending": TaskState.PENDING,
         "started": JobStatus.STARTED,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def add_increment(
+    job_id: int, *, processed: int, failed: int, detections: int, classifications: int
+) -> None:
+    """Record counts to add to the job's `process` and `results` stages (`fold_increments`).
+
+    Locks: nothing shared (an insert into an append-only table; no constraint on the job).
+    """
+    if processed or failed:
+        ProgressIncrement.objects.create(
+            job_id=job_id,
+            processed=processed,
+            failed=failed,
+            detections=detections,
+            classifications=classifications,
+        )
+
+
+# Deletes every increment of a job and adds their sums to its `process` and `results` stages,
+# in one statement: a reader sees the counts either still in increments or already in the
+# stages. Progress and stage status are derived in the same statement.
+_FOLD_SQL = """
+WITH gone AS (
+    DELETE FROM jobs_progressincrement WHERE job_id = %(job_id)s
+    RETURNING processed, failed, detections, classifications
+), sums AS (
+    SELECT count(*) AS n,
+           coalesce(sum(processed), 0) AS processed, coalesce(sum(failed), 0) AS failed,
+           coalesce(sum(detections), 0) AS detections,
+           coalesce(sum(classifications), 0) AS classifications
+      FROM gone
+)
+UPDATE jobs_jobstage AS s
+   SET processed = s.processed + sums.processed,
+       failed = s.failed + sums.failed,
+       detections = s.detections + sums.detections,
+       classifications = s.classifications + sums.classifications,
+       progress = CASE WHEN s.total > 0
+                       THEN LEAST(1.0, (s.processed + s.failed + sums.processed + sums.failed)
+                                       ::float / s.total)
+                       ELSE 1.0 END,
+       status = CASE WHEN s.processed + s.failed + sums.processed + sums.failed >= s.total
+                     THEN %(stage_done)s ELSE %(stage_started)s END,
+       updated_at = now()
+  FROM sums
+ WHERE s.job_id = %(job_id)s AND s.key IN (%(process)s, %(results)s) AND sums.n > 0
+"""
+# Advisory-lock keys in the single-bigint key space: the job id. Nothing else here takes
+# bigint advisory locks (the two-int key space is separate).
+FOLD_ROUNDS = 50  # per call, so a folder under a steady stream of results returns at last
+
+
+def fold_increments(job_id: int, *, wait: bool = False) -> None:
+    """Add the job's increments to its stage rows; one folder per job at a time.
+
+    Locks: an advisory lock on the job id, then the job's `process` and `results` stage rows,
+    both for one short transaction. Without `wait` a call never waits: if another folder
+    holds the lock it returns at once, and that folder, once it commits, looks again for
+    increments and folds ours too (it looks after our failed attempt, which came after our
+    insert committed). So every committed increment is folded soon, and the stage rows
+    are written by one session at a time instead of by every result.
+    With `wait` (to finish a job, when its counters must be exact) it waits its turn.
+    """
+    for _ in range(FOLD_ROUNDS):
+        with transaction.atomic(), connection.cursor() as cursor:
+            if wait:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s::bigint)", [job_id])
+            else:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s::bigint)", [job_id])
+                if not cursor.fetchone()[0]:
+                    return
+            cursor.execute(_FOLD_SQL, _fold_params(job_id))
+        if not ProgressIncrement.objects.filter(job_id=job_id).exists():
+            return
+
+
+def _fold_params(job_id: int) -> dict:
+    return {
+        "job_id": job_id,
         "process": StageKey.PROCESS,
         "results": StageKey.RESULTS,
-        "done": 0 if failed else 1,
-        "failed": 1 if failed else 0,
-        "detections": detections,
-        "classifications": classifications,
         "stage_done": StageStatus.SUCCESS,
         "stage_started": StageStatus.STARTED,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_RECORD_RESULT_SQL, params)
-        return [StageCounts(*row) for row in cursor.fetchall()]
+
+
+def unfolded_job_ids() -> list[int]:
+    """Jobs with increments not yet folded (a folder stopped after `FOLD_ROUNDS`). Locks:
+    nothing."""
+    return list(ProgressIncrement.objects.values_list("job_id", flat=True).distinct())
 
 
 def set_collected(job_id: int, total: int) -> None:
@@ -236,3 +292,9 @@ def transition_if_stale(job_id: int, target: JobStatus, cutoff: datetime, reason
 def pending_task_count(job_id: int) -> int:
     """How many of the job's images still wait for a result. Locks: nothing."""
     return ImageTask.objects.filter(job_id=job_id, state=TaskState.PENDING).count()
+
+
+def has_pending_tasks(job_id: int) -> bool:
+    """Whether any image of the job still waits for a result (stops at the first one, where
+    `pending_task_count` counts them all). Locks: nothing."""
+    return ImageTask.objects.filter(job_id=job_id, state=TaskState.PENDING).exists()

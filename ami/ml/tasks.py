@@ -1,6 +1,7 @@
 """The ML job's Celery tasks: thin wrappers around `ami.ml.orchestration`.
 
-`process_nats_pipeline_result` runs on the `ml_results` queue, the others on `jobs`
+`save_results` (and `process_nats_pipeline_result`, its one-result form from earlier
+releases) runs on the `ml_results` queue, the others on `jobs`
 (`CELERY_TASK_ROUTES`, `CELERY_BEAT_SCHEDULE`). Each task is also registered under the name
 it had in `ami.jobs.tasks`, so messages queued by an older release still run after an
 upgrade; nothing sends those names any more.
@@ -15,7 +16,8 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from ami.ml.orchestration import dispatch, nats, results, stale, undeliverable
+from ami.ml.orchestration import dispatch, nats, stale, undeliverable
+from ami.ml.orchestration import results as results_module
 from ami.ml.schemas import PipelineResult
 
 # Errors that a later attempt can get past: a dropped or killed database connection, a NATS
@@ -56,22 +58,33 @@ def run_job(job_id: int) -> None:
     dispatch.collect_and_publish(job_id)
 
 
+@shared_task(name=f"{__name__}.save_results", ignore_result=True, **RETRY_TRANSIENT)
+def save_results(job_id: int, results: list[dict], service_name: str = "") -> dict:
+    """Save a batch of results (each once, however often delivered), then ack them.
+
+    `results` are `PipelineResult` dicts, each with its NATS reply subject; `service_name`
+    names the processing service that sent them, for the job's log.
+    """
+    batch = [PipelineResult.model_validate(result) for result in results]
+    outcome = results_module.process_batch(job_id, batch, service_name)
+    return {"counted": outcome.counted, "repeats": len(outcome.repeats)}
+
+
 @ml_task(**RETRY_TRANSIENT)
 def process_nats_pipeline_result(
     job_id: int, result: dict, reply_subject: str, service_name: str = ""
 ) -> dict:
-    """Save one image's result exactly once, then ack its NATS message (confirmed).
-
-    `service_name` names the processing service that sent it, for the job's log.
-    """
-    outcome = results.process_result(
-        job_id, PipelineResult.model_validate(result), reply_subject, service_name
+    """One result: what releases before batches queued (still run after an upgrade)."""
+    outcome = results_module.process_batch(
+        job_id, [PipelineResult.model_validate(result)], service_name
     )
-    return {"counted": outcome.counted, "detections": outcome.detections}
+    return {"counted": bool(outcome.counted), "detections": outcome.detections}
 
 
 @ml_task()
 def check_stale_jobs() -> list[int]:
-    """Fail images NATS gave up on; finalize jobs without a heartbeat for `JOB_STALE_AFTER`."""
+    """Fold stray progress counts; fail images NATS gave up on; finalize jobs without a
+    heartbeat for `JOB_STALE_AFTER`."""
+    results_module.fold_stragglers()
     undeliverable.fail_undeliverable_tasks()
     return stale.check_stale_jobs()

@@ -15,7 +15,7 @@ from ami.jobs.states import JobStatus
 from ami.main.models import Project
 from ami.ml.models import ProcessingService
 from ami.ml.orchestration import dispatch, nats
-from ami.ml.tasks import process_nats_pipeline_result
+from ami.ml.tasks import process_nats_pipeline_result, save_results
 
 
 def make_result(image_id: int, reply_subject: str, boxes: int = 2, error: str | None = None):
@@ -119,22 +119,35 @@ def reserve_all(job_id: int) -> dict[int, str]:
     return tasks
 
 
-def queued_tasks(broker) -> list[tuple[list, dict]]:
-    """The (args, kwargs) of every queued `process_nats_pipeline_result`, oldest first."""
+def queued_tasks(broker) -> list[tuple[str, list, dict]]:
+    """(task name, args, kwargs) of every queued result task, oldest first."""
     calls = []
     for raw in reversed(broker.lrange("ml_results", 0, -1)):
         message = json.loads(raw)
         args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-        calls.append((args, kwargs))
+        calls.append((message["headers"]["task"], args, kwargs))
     return calls
 
 
+def queued_results(broker) -> list[dict]:
+    """Every queued result payload, oldest first, whichever task form carries it."""
+    found = []
+    for name, args, _ in queued_tasks(broker):
+        found.extend(args[1] if name.endswith("save_results") else [args[1]])
+    return found
+
+
 def drain_result_queue(broker) -> int:
-    """Execute every queued `process_nats_pipeline_result`, as a late Celery worker would."""
+    """Execute every queued result task, as a late Celery worker would; return how many
+    results they carried."""
     executed = 0
     while raw := broker.rpop("ml_results"):
         message = json.loads(raw)
         args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-        process_nats_pipeline_result(*args, **kwargs)
-        executed += 1
+        if message["headers"]["task"].endswith("save_results"):
+            save_results(*args, **kwargs)
+            executed += len(args[1])
+        else:
+            process_nats_pipeline_result(*args, **kwargs)
+            executed += 1
     return executed

@@ -1,4 +1,4 @@
-from ami.jobs.models.job import ImageTask, Job, JobStage
+from ami.jobs.models.job import ImageTask, Job, JobStage, ProgressIncrement
 from ami.jobs.models.log import JobLog
 
-__all__ = ["ImageTask", "Job", "JobLog", "JobStage"]
+__all__ = ["ImageTask", "Job", "JobLog", "JobStage", "ProgressIncrement"]

@@ -132,3 +132,27 @@ class ImageTask(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.source_image_id} of job {self.job_id}: {self.state}"
+
+
+class ProgressIncrement(models.Model):
+    """Counts of one saved batch of results, not yet added to the job's stage rows.
+
+    A result transaction inserts one of these instead of updating the `process` and
+    `results` stage rows, which every result of a job shares: inserts never wait on each
+    other, so the stage rows are no hot spot. `ami.jobs.locking.fold_increments` moves them
+    into the stage rows (and deletes them) right after, one folder per job at a time.
+    Like JobLog, it references the job without a database constraint: inserting one takes
+    no lock on the job row.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, db_constraint=False, related_name="+", db_index=True
+    )
+    processed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    detections = models.PositiveIntegerField(default=0)
+    classifications = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"job {self.job_id}: +{self.processed} processed, +{self.failed} failed"

@@ -8,8 +8,9 @@
 A result post is read as a stream, one result at a time (`result_stream`: 150 MB posts
 never sit in memory), and validated whole (shapes, images of this job, reply subjects of
 this job's queue, algorithms of its pipeline) before the first task is queued, so a bad
-post queues nothing. Each result is converted to our own `PipelineResult` and queued as
-one message.
+post queues nothing. Each result is converted to our own `PipelineResult`; the post's
+results are queued in chunks (`RESULT_TASK_MAX_RESULTS`, `RESULT_TASK_MAX_BYTES`), each
+saved by one `save_results` task in one transaction.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ami.ml.api.throttling import ServiceRateThrottle
 from ami.ml.models import Algorithm, Pipeline, ProcessingService, ResultReceipt
 from ami.ml.orchestration import nats
 from ami.ml.schemas import TaskMessage
-from ami.ml.tasks import process_nats_pipeline_result
+from ami.ml.tasks import save_results
 
 logger = logging.getLogger(__name__)
 
@@ -192,10 +193,11 @@ class PostResultsView(ProcessingServiceView):
             if errors:
                 return invalid(errors)
             record_receipts(job_id, [item.image_id for item in batch.summaries], self.service)
-            for reply_subject, payload in batch.staged():
-                process_nats_pipeline_result.apply_async(
-                    args=[job_id, payload, reply_subject],
-                    kwargs={"service_name": self.service.name},
+            for chunk in batch.chunks(
+                settings.RESULT_TASK_MAX_RESULTS, settings.RESULT_TASK_MAX_BYTES
+            ):
+                save_results.apply_async(
+                    args=[job_id, chunk], kwargs={"service_name": self.service.name}
                 )
         finally:
             batch.close()

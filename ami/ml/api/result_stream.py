@@ -72,12 +72,21 @@ class StagedBatch:
     errors: list[dict[str, str]] = field(default_factory=list)
     payloads: IO[str] = field(default_factory=lambda: _spool())
 
-    def staged(self) -> Iterator[tuple[str, dict]]:
-        """(reply subject, internal payload) of each result, in the post's order."""
+    def chunks(self, max_results: int, max_bytes: int) -> Iterator[list[dict]]:
+        """The internal payloads in the post's order, in lists of at most `max_results`
+        results and about `max_bytes` of JSON (one result bigger than that is a list alone):
+        one list per result task."""
+        chunk: list[dict] = []
+        size = 0
         self.payloads.seek(0)
         for line in self.payloads:
-            reply_subject, payload = json.loads(line)
-            yield reply_subject, payload
+            if chunk and (len(chunk) >= max_results or size + len(line) > max_bytes):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(json.loads(line)[1])
+            size += len(line)
+        if chunk:
+            yield chunk
 
     def close(self) -> None:
         self.payloads.close()

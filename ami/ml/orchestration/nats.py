@@ -334,6 +334,25 @@ def ack(reply_subject: str) -> None:
     _call(_ack, reply_subject)
 
 
+async def _ack_all(nc: Client, reply_subjects: list[str]) -> None:
+    outcomes = await asyncio.gather(
+        *(_ack(nc, subject) for subject in reply_subjects), return_exceptions=True
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def ack_all(reply_subjects: list[str]) -> None:
+    """Acknowledge several tasks at once and wait for every confirmation.
+
+    The acks travel together (one round trip's wait, not one per task). Each is sent even
+    if another fails; then the first failure is raised, as `ack` raises it.
+    """
+    if reply_subjects:
+        _call(_ack_all, reply_subjects)
+
+
 async def _delete(nc: Client, job_id: int) -> bool:
     js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
     try:

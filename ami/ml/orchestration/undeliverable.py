@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from ami.jobs.locking import record_image_result
+from ami.jobs.locking import add_increment, claim_images, fold_increments
 from ami.jobs.logging import job_logger
 from ami.jobs.models import ImageTask
 from ami.jobs.states import JobStatus, TaskState
@@ -57,12 +57,11 @@ def fail_undeliverable(job_id: int) -> int:
     if state is None or state.pending or state.ack_pending:
         return 0
     reason = f"no result after {settings.NATS_TASK_MAX_DELIVER} deliveries"
-    failed = []
-    for image_id in images_without_a_result(job_id):
-        with transaction.atomic():
-            if record_image_result(job_id, image_id, failed=True, error=reason):
-                failed.append(image_id)
-    for image_id in failed:
+    with transaction.atomic():
+        failed = claim_images(job_id, dict.fromkeys(images_without_a_result(job_id), reason))
+        add_increment(job_id, processed=0, failed=len(failed), detections=0, classifications=0)
+    fold_increments(job_id)
+    for image_id in sorted(failed):
         job_logger(job_id).error(
             "Image %s failed: %s", image_id, reason, extra={"image_id": image_id}
         )

@@ -54,9 +54,11 @@ def test_the_job_page_names_the_services_and_the_log_too(
     detail = member_client.get(f"/api/jobs/{started_job.pk}/").json()
     assert detail["status"] == JobStatus.SUCCESS
     assert detail["processing_services"] == ["contract service"]
-    saved = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Saved image")]
-    assert len(saved) == len(images)
-    assert all("(from contract service)" in message for message in saved)
+    saved = [r for r in caplog.records if r.getMessage().startswith("Saved")]
+    assert [r.getMessage().split(":")[0] for r in saved] == [
+        f"Saved {len(images)} images (from contract service)"
+    ]
+    assert saved[0].job_context["image_ids"] == [i.pk for i in images]
 
 
 def test_posting_the_same_results_twice_counts_them_once(service, started_job, images, broker):
@@ -142,10 +144,12 @@ def test_the_internal_payload_is_ours_and_small(service, started_job, images, br
     image = images[0].pk
     body = [wire_result(image, tasks[image], boxes=1)]
     assert service.post(url(started_job), body, format="json").status_code == 200
-    [(args, kwargs)] = queued_tasks(broker)
-    assert args[0] == started_job.pk and args[2] == tasks[image]
-    assert set(args[1]) == {"image_id", "reply_subject", "detections", "error"}
-    assert args[1]["detections"][0]["classifications"] == [
+    [(name, args, kwargs)] = queued_tasks(broker)
+    assert name == "ami.ml.tasks.save_results" and args[0] == started_job.pk
+    [payload] = args[1]
+    assert payload["reply_subject"] == tasks[image]
+    assert set(payload) == {"image_id", "reply_subject", "detections", "error"}
+    assert payload["detections"][0]["classifications"] == [
         {"label": "moth", "score": 0.7, "algorithm": "classifier"}
     ]
     assert kwargs == {"service_name": "contract service"}
