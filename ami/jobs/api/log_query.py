@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -30,9 +30,10 @@ MAX_CONTEXT_TEXT = 200  # characters of a text context filter (`worker`, `stage`
 FILTER_WINDOW = 5_000  # candidate lines in the first filtered scan; each next one doubles
 FILTER_WINDOW_MAX = 160_000  # past this, the rest is one query (a parallel scan beats windows)
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII only: `"²".isdigit()` is True, int() refuses it
+IMAGE_KEY, IMAGE_LIST_KEY = "image_id", "image_ids"  # context keys of one image, of a batch
 # Context filters: query parameter -> (context key the writers set, numeric id or text).
 CONTEXT_FILTERS: dict[str, tuple[str, type]] = {
-    "image": ("image_id", int),
+    "image": (IMAGE_KEY, int),
     "processing_service": ("processing_service_id", int),
     "worker": ("worker", str),
     "stage": ("stage", str),
@@ -271,7 +272,17 @@ def candidate_lines(scope: Scope, filters: LogFilters, words: str | None) -> Que
     if words is not None:
         lines = lines.filter(RawSQL(_MATCHES_WORDS, (words,), output_field=BooleanField()))
     if filters.context:
-        lines = lines.filter(context__contains=filters.context_match)
+        match = filters.context_match
+        image = match.pop(IMAGE_KEY, None)
+        if match:
+            lines = lines.filter(context__contains=match)
+        if image is not None:
+            # A line about one image names it in `image_id`; a line about a batch of images
+            # (`Saved 16 images`) lists them in `image_ids`. Both are index lookups.
+            lines = lines.filter(
+                Q(context__contains={IMAGE_KEY: image})
+                | Q(context__contains={IMAGE_LIST_KEY: [image]})
+            )
     return lines
 
 

@@ -10,6 +10,7 @@
   // Cursors (`line.cursor`, `newer_cursor`, `older_cursor`) are opaque strings: never parsed.
   const MAX_LINES = 3000; // DOM cap: the oldest rendered lines are dropped past this
   const POLL_MS = 1000;
+  const LINKED_IMAGES = 20; // image links on one line about a batch (the server lists 20 too)
 
   const $ = (id) => document.getElementById(id);
   const logEl = $("log");
@@ -97,8 +98,10 @@
     msg.className = "msg";
     msg.textContent = line.message;
     row.append(ts, lvl, msg);
-    const image = line.context && line.context.image_id;
-    if (Number.isInteger(image)) {
+    // A line about one image names it in image_id; a line about a batch lists image_ids.
+    const context = line.context || {};
+    const images = Array.isArray(context.image_ids) ? context.image_ids : [context.image_id];
+    for (const image of images.filter(Number.isInteger).slice(0, LINKED_IMAGES)) {
       const link = document.createElement("a");
       link.className = "image-link";
       link.href = `/api/images/${image}/`;

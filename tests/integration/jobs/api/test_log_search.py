@@ -207,3 +207,15 @@ def test_search_page_loads_its_script_and_no_inline_one(member_client, project):
     assert "<script>" not in html
     assert project.name in html
     assert member_client.get("/static/jobs/log_search.js").status_code == 200
+
+
+def test_the_image_filter_finds_lines_about_a_batch_that_holds_the_image(
+    member_client, staged_job
+):
+    add(staged_job, "Saved 3 images", image_ids=[7, 8, 9], worker="w1")
+    add(staged_job, "Saved image 8", image_id=8)
+    add(staged_job, "Saved 2 images", image_ids=[10, 11])
+    base = f"/api/jobs/{staged_job.pk}/logs"
+    assert messages(member_client, f"{base}?image=8") == ["Saved image 8", "Saved 3 images"]
+    assert messages(member_client, f"{base}?image=8&worker=w1") == ["Saved 3 images"]
+    assert messages(member_client, f"{base}?image=12") == []

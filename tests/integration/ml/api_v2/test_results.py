@@ -153,3 +153,23 @@ def test_the_internal_payload_is_ours_and_small(service, started_job, images, br
         {"label": "moth", "score": 0.7, "algorithm": "classifier"}
     ]
     assert kwargs == {"service_name": "contract service"}
+
+
+@pytest.mark.parametrize(
+    ("max_results", "max_bytes", "sizes"),
+    [(50, 4 * 2**20, [5]), (2, 4 * 2**20, [2, 2, 1]), (50, 1, [1, 1, 1, 1, 1])],
+)
+def test_a_post_is_saved_by_one_task_per_chunk(
+    service, started_job, images, broker, settings, max_results, max_bytes, sizes
+):
+    settings.RESULT_TASK_MAX_RESULTS, settings.RESULT_TASK_MAX_BYTES = max_results, max_bytes
+    tasks = reserve_all(started_job.pk)
+    body = [wire_result(i.pk, tasks[i.pk]) for i in images]
+    assert service.post(url(started_job), body, format="json").status_code == 200
+    queued = queued_tasks(broker)
+    assert [len(args[1]) for _, args, _ in queued] == sizes
+    assert [r["image_id"] for _, args, _ in queued for r in args[1]] == [i.pk for i in images]
+    assert drain_result_queue(broker) == len(images)
+    started_job.refresh_from_db()
+    stage = started_job.stages.get(key="process")
+    assert (started_job.status, stage.processed, stage.detections) == ("SUCCESS", 5, 10)
