@@ -27,7 +27,7 @@ class Job(models.Model):
     )
     name = models.CharField(max_length=200)
     status = models.CharField(
-        max_length=20, choices=JobStatus.choices, default=JobStatus.CREATED, db_index=True
+        max_length=32, choices=JobStatus.choices, default=JobStatus.CREATED, db_index=True
     )
     params = models.JSONField(
         default=dict, blank=True, help_text="Job parameters, e.g. {'limit': 100}"
