@@ -53,7 +53,7 @@ def transition(job_id: int, target: JobStatus, *, reason: str = "") -> bool:
     changes: dict = {"status": target}
     if target == JobStatus.STARTED:
         changes["started_at"] = now
-    if target in (JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.REVOKED):
+    if target in FINAL_STATES:
         changes["finished_at"] = now
     if reason:
         changes["failure_reason"] = reason

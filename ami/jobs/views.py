@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, render
 
 from ami.jobs.access import visible_jobs
 from ami.jobs.api.log_query import MAX_QUERY_LENGTH
+from ami.jobs.states import StageKey
 from ami.main.access import visible_projects
 
 JOBS_PER_PAGE = 100
@@ -26,9 +27,11 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(visible_jobs(request.user).select_related("project", "pipeline"), pk=pk)
+    stages = list(job.stages.order_by("id"))
     context = {
         "job": job,
-        "stages": job.stages.order_by("id"),
+        "stages": stages,
+        "process": next((stage for stage in stages if stage.key == StageKey.PROCESS), None),
         "levels": LOG_LEVELS,
         "max_query": MAX_QUERY_LENGTH,
     }

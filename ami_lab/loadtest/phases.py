@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 PHASES = ("start", "collect", "publish", "results", "finish")
 FINAL = "final"
 ORDER = {name: index for index, name in enumerate((*PHASES, FINAL))}
-FINAL_STATUSES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+# Spelled out (the watcher reads raw rows); tests check it equals ami.jobs.states.FINAL_STATES.
+FINAL_STATUSES = frozenset({"SUCCESS", "COMPLETED_WITH_ERRORS", "FAILURE", "REVOKED"})
 WATCH_INTERVAL = 0.05  # seconds between two polls
 NATS_QUERY_TIMEOUT = 0.5  # seconds
 NATS_RECONNECT_EVERY = 0.5  # seconds between two connection attempts while NATS is down

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from ami.jobs.models import Job, JobStage
 from ami.jobs.runner import runner
+from ami.jobs.states import StageKey
 from ami.main.models import Project
 
 
@@ -26,12 +27,24 @@ class JobStageSerializer(serializers.ModelSerializer):
         ]
 
 
+class JobImagesSerializer(serializers.Serializer):
+    """The job's images at a glance, from its `process` stage."""
+
+    total = serializers.IntegerField(help_text="Images the job collected")
+    processed = serializers.IntegerField(help_text="Images with a saved result")
+    failed = serializers.IntegerField(
+        help_text="Images whose processing failed; more than 0 in a finished job makes it "
+        "COMPLETED_WITH_ERRORS (or FAILURE if every image failed)"
+    )
+
+
 class JobSerializer(serializers.ModelSerializer):
     """A job without its log: what the list returns (stages come from one prefetch)."""
 
     stages = JobStageSerializer(many=True, read_only=True)
     progress = serializers.SerializerMethodField()
     is_final = serializers.BooleanField(read_only=True)
+    images = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -43,6 +56,7 @@ class JobSerializer(serializers.ModelSerializer):
             "status",
             "is_final",
             "progress",
+            "images",
             "params",
             "failure_reason",
             "created_at",
@@ -57,6 +71,15 @@ class JobSerializer(serializers.ModelSerializer):
         """Overall progress: the mean of the stages' progress."""
         stages = list(job.stages.all())
         return sum(stage.progress for stage in stages) / len(stages) if stages else 0.0
+
+    @extend_schema_field(JobImagesSerializer)
+    def get_images(self, job: Job) -> dict[str, int]:
+        """`{total, processed, failed}` of the process stage (zeros before it exists)."""
+        # Read from the prefetched stages: no query per job in the list.
+        process = next((s for s in job.stages.all() if s.key == StageKey.PROCESS), None)
+        if process is None:
+            return {"total": 0, "processed": 0, "failed": 0}
+        return {"total": process.total, "processed": process.processed, "failed": process.failed}
 
 
 class LegacyLogsSerializer(serializers.Serializer):

@@ -13,7 +13,14 @@ from django.db import models
 from ami.jobs.logging import JobLoggerAdapter, job_logger
 from ami.jobs.logging.legacy import MAX_LINES as LEGACY_LOGS_LIMIT
 from ami.jobs.logging.legacy import format_entry
-from ami.jobs.states import FINAL_STATES, JobStatus, StageKey, StageStatus, TaskState
+from ami.jobs.states import (
+    FINAL_STATES,
+    JobStatus,
+    StageKey,
+    StageStatus,
+    TaskState,
+    status_text,
+)
 
 
 def empty_legacy_logs() -> dict:
@@ -27,7 +34,7 @@ class Job(models.Model):
     )
     name = models.CharField(max_length=200)
     status = models.CharField(
-        max_length=20, choices=JobStatus.choices, default=JobStatus.CREATED, db_index=True
+        max_length=32, choices=JobStatus.choices, default=JobStatus.CREATED, db_index=True
     )
     params = models.JSONField(
         default=dict, blank=True, help_text="Job parameters, e.g. {'limit': 100}"
@@ -55,6 +62,11 @@ class Job(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATES
+
+    @property
+    def status_text(self) -> str:
+        """The status as the pages' badges show it ("Completed with errors", else the name)."""
+        return status_text(self.status)
 
     @property
     def logs(self) -> dict[str, list[str]]:

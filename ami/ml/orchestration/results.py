@@ -27,7 +27,6 @@ from ami.jobs.locking import (
     add_increment,
     claim_images,
     fold_increments,
-    has_pending_tasks,
     touch_heartbeat,
     unfolded_job_ids,
 )
@@ -177,8 +176,7 @@ def process_batch(
         _heartbeat(job_id)
     _log(job_id, outcome, {r.image_id: r for r in results}, service_name)
     _ack(job_id, [r.reply_subject for r in results])
-    if not has_pending_tasks(job_id):
-        finish_if_complete(job_id)
+    finish_if_complete(job_id)
     return outcome
 
 

@@ -8,11 +8,18 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from ami.jobs.locking import close_stages, pending_task_count, stale_job_ids, transition_if_stale
+from ami.jobs.locking import (
+    close_stages,
+    fold_increments,
+    pending_task_count,
+    stale_job_ids,
+    transition_if_stale,
+)
 from ami.jobs.logging import job_logger
 from ami.jobs.models import Job, JobStage
+from ami.jobs.progress import task_outcomes
 from ami.jobs.states import JobStatus, StageKey, StageStatus
-from ami.ml.orchestration.finish import remove_queue
+from ami.ml.orchestration.finish import errors_summary, final_outcome, remove_queue
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +28,9 @@ def check_stale_jobs(stale_after: float | None = None) -> list[int]:
     """Finalize every stale job; return the ids finalized.
 
     A started job whose images were all collected and all have results only missed its
-    finishing step: it ends SUCCESS. Any other stale job ends FAILURE with the reason.
+    finishing step: it ends as finishing would have ended it (`final_outcome`: SUCCESS,
+    COMPLETED_WITH_ERRORS, or FAILURE if every image failed). Any other stale job ends
+    FAILURE with the reason.
     CREATED and final jobs are never touched, and a heartbeat that arrives during the check
     keeps the job alive.
     """
@@ -30,16 +39,21 @@ def check_stale_jobs(stale_after: float | None = None) -> list[int]:
     finalized = []
     for job_id in stale_job_ids(cutoff):
         reason = failure_reason(job_id, seconds)
-        target = JobStatus.FAILURE if reason else JobStatus.SUCCESS
+        outcomes = task_outcomes(job_id)
+        target, reason = (JobStatus.FAILURE, reason) if reason else final_outcome(outcomes)
+        fold_increments(job_id, wait=True)  # a final job shows exact counters
         if not transition_if_stale(job_id, target, cutoff, reason):
             continue
         close_stages(job_id)
         remove_queue(job_id)
         finalized.append(job_id)
-        if reason:
-            job_logger(job_id).error("Stale job finalized: %s", reason)
+        log = job_logger(job_id)
+        if target == JobStatus.FAILURE:
+            log.error("Stale job finalized: %s", reason)
+        elif target == JobStatus.COMPLETED_WITH_ERRORS:
+            log.warning("Stale job finalized with errors: %s", errors_summary(outcomes))
         else:
-            job_logger(job_id).info("Stale job finalized: every image had a result")
+            log.info("Stale job finalized: every image had a result")
     if finalized:
         logger.info("Finalized stale jobs: %s", finalized)
     return finalized

@@ -78,6 +78,8 @@ def test_follow_resumes_after_a_killed_connection(staged_job, subprocess_env, te
         transition(staged_job.pk, JobStatus.SUCCESS)
         insert(test_database_url, staged_job.pk, ["Job finished"], {FINAL_LINE_KEY: "SUCCESS"})
         assert follower.wait(timeout=60) == 0, follower.stderr.read()
+        summary = f"job {staged_job.pk} SUCCESS: 0 processed, 0 failed of 0 images"
+        assert follower.stderr.read().splitlines()[-1] == summary  # --json: stdout stays JSON
     finally:
         follower.kill()
     reader.join(10)
@@ -109,3 +111,18 @@ def test_plain_output_level_and_since_cursor(staged_job, subprocess_env):
         env=subprocess_env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode != 0 and "since-cursor" in bad.stderr
+
+
+def test_a_final_job_ends_with_a_summary_of_its_images(staged_job, subprocess_env):
+    JobLog.objects.create(job=staged_job, message="Image 3 failed: unreadable", level=40)
+    transition(staged_job.pk, JobStatus.STARTED)
+    staged_job.stages.filter(key="process").update(total=742, processed=739, failed=3)
+    transition(staged_job.pk, JobStatus.COMPLETED_WITH_ERRORS)
+    run = subprocess.run(
+        [AMI, "logs", str(staged_job.pk), "--follow"],
+        env=subprocess_env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    printed = run.stdout.splitlines()
+    assert printed[0].endswith("Image 3 failed: unreadable")
+    summary = f"job {staged_job.pk} COMPLETED_WITH_ERRORS: 739 processed, 3 failed of 742 images"
+    assert printed[-1] == summary

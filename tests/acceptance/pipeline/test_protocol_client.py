@@ -270,11 +270,13 @@ def test_a_protocol_client_registers_polls_and_drains_a_job(
         stop.set()
         worker.join(30)
     assert not errors, errors
-    assert job.status == JobStatus.SUCCESS, job.failure_reason
 
     image_ids = job.project.images.values_list("pk", flat=True)
     failed = sum(1 for image_id in image_ids if image_id % FAIL_EVERY == 0)
     succeeded = image_count - failed
+    # The images the client fails on purpose make it "finished, some failed", never SUCCESS.
+    expected = JobStatus.COMPLETED_WITH_ERRORS if failed else JobStatus.SUCCESS
+    assert job.status == expected, job.failure_reason
     stage = JobStage.objects.get(job=job, key=StageKey.PROCESS)
     assert (stage.total, stage.processed, stage.failed) == (image_count, succeeded, failed)
     detections = Detection.objects.filter(algorithm__key="protocol_detector").count()

@@ -85,7 +85,13 @@ def test_running_job_shows_progress_and_new_lines_live(asgi_server, page, screen
             timeout=WAIT_MS,
         )
 
-        page.wait_for_selector("#job-status >> text=SUCCESS", timeout=WAIT_MS)
+        # Every tenth image failed: finished, but not a clean run.
+        page.wait_for_selector("#job-status >> text=Completed with errors", timeout=WAIT_MS)
+        assert "status-completed_with_errors" in page.get_attribute("#job-status", "class")
+        assert (
+            page.text_content("#job-images-failed") == f"{IMAGES // 10} of {IMAGES} images failed"
+        )
+        assert page.is_visible("#job-images-failed")
         page.wait_for_selector("text=log complete", timeout=WAIT_MS)
         assert progress(page) == 1
         messages = log_messages(page)
@@ -162,6 +168,23 @@ def test_jobs_list_follows_status_and_progress(asgi_server, page, running_job):
     page.wait_for_selector(f"{row} .status >> text=SUCCESS", timeout=WAIT_MS)
     bar = f'{row} progress[data-stage="process"]'
     assert page.eval_on_selector(bar, "el => el.value") == 0.5
+
+
+def test_jobs_list_shows_a_job_completed_with_errors_as_final(asgi_server, page, running_job):
+    base, _ = asgi_server
+    JobStage.objects.filter(job=running_job, key="process").update(processed=57, failed=3)
+    transition(running_job.pk, JobStatus.COMPLETED_WITH_ERRORS)
+    sign_in(page, base, "/jobs/")
+    badge = f'tr[data-job-id="{running_job.pk}"] .status'
+    assert page.text_content(badge) == "Completed with errors"
+    assert "status-completed_with_errors" in page.get_attribute(badge, "class")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.wait_for_timeout(4_000)  # longer than the list's poll interval of 3 s
+    assert not [url for url in requests if "/api/jobs/" in url]  # every job final: no polling
+    sign_in(page, base, f"/jobs/{running_job.pk}/")
+    assert page.text_content("#job-status") == "Completed with errors"
+    assert page.text_content("#job-images-failed") == "3 of 60 images failed"
 
 
 def test_a_refused_stream_shows_the_error_and_does_not_reconnect(asgi_server, page, running_job):

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from ami.jobs.locking import transition
-from ami.jobs.states import JobStatus
+from ami.jobs.states import FINAL_STATES, JobStatus
 
 
 @pytest.mark.django_db
@@ -21,6 +21,17 @@ def test_transition_follows_the_state_machine(job):
     assert job.status == JobStatus.SUCCESS
     assert job.failure_reason == ""
     assert job.started_at and job.finished_at
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("final", sorted(FINAL_STATES))
+def test_every_final_transition_records_when_the_job_finished(job, final):
+    assert transition(job.pk, JobStatus.STARTED)
+    assert transition(job.pk, final)
+    job.refresh_from_db()
+    assert job.status == final  # COMPLETED_WITH_ERRORS fits the column
+    assert job.finished_at is not None
+    assert not transition(job.pk, JobStatus.COMPLETED_WITH_ERRORS)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -37,7 +48,12 @@ def test_only_one_concurrent_finisher_wins(job):
         finally:
             connection.close()
 
-    targets = [JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.REVOKED, JobStatus.SUCCESS] * 2
+    targets = [
+        JobStatus.SUCCESS,
+        JobStatus.FAILURE,
+        JobStatus.REVOKED,
+        JobStatus.COMPLETED_WITH_ERRORS,
+    ] * 2
     threads = [threading.Thread(target=finish, args=(t,)) for t in targets]
     for thread in threads:
         thread.start()

@@ -15,23 +15,24 @@ from ami_lab.processes import WaitTimeout
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_wait_returns_the_final_reading_once_another_process_ends_the_job(job):
+@pytest.mark.parametrize("final", [JobStatus.SUCCESS, JobStatus.COMPLETED_WITH_ERRORS])
+def test_the_wait_returns_the_final_reading_once_another_process_ends_the_job(job, final):
     transition(job.pk, JobStatus.PENDING)
     transition(job.pk, JobStatus.STARTED)
     readings = []
 
     def end_job() -> None:
-        transition(job.pk, JobStatus.SUCCESS)
+        transition(job.pk, final)
         connection.close()  # this thread's own connection
 
     ender = threading.Timer(0.3, end_job)
     ender.start()
     try:
-        final = wait_for_job_end(job.pk, timeout=10, on_progress=readings.append, interval=0.05)
+        ended = wait_for_job_end(job.pk, timeout=10, on_progress=readings.append, interval=0.05)
     finally:
         ender.join()
-    assert final.status == JobStatus.SUCCESS
-    assert readings[0].status == JobStatus.STARTED and readings[-1] == final
+    assert ended.status == final and ended.is_final
+    assert readings[0].status == JobStatus.STARTED and readings[-1] == ended
 
 
 def test_a_job_that_does_not_end_is_a_timeout_naming_it(job):

@@ -58,7 +58,7 @@ def test_last_result_finishes_the_job_once_and_deletes_its_queue(started_job, im
     error = make_result(last, tasks[last], error="camera file unreadable")
     process_nats_pipeline_result(started_job.pk, error, tasks[last])
     started_job.refresh_from_db()
-    assert started_job.status == JobStatus.SUCCESS
+    assert started_job.status == JobStatus.COMPLETED_WITH_ERRORS  # one image failed
     process = stage(started_job, StageKey.PROCESS)
     assert (process.processed, process.failed, process.progress) == (4, 1, 1.0)
     assert process.status == StageStatus.SUCCESS

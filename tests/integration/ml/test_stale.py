@@ -79,6 +79,32 @@ def test_stale_job_whose_images_all_have_results_ends_success(project, pipeline,
     assert job.status == JobStatus.SUCCESS
 
 
+def test_stale_job_whose_answers_include_failures_ends_completed_with_errors(
+    caplog, project, pipeline, images
+):
+    job = start(create_job(project, pipeline, "missed its finish, two images failed"))
+    ImageTask.objects.filter(job=job).update(state=TaskState.DONE)
+    ImageTask.objects.filter(job=job, source_image__in=images[:2]).update(state=TaskState.FAILED)
+    age(job)
+    assert check_stale_jobs(stale_after=600) == [job.pk]
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED_WITH_ERRORS
+    assert job.failure_reason == "" and job.finished_at is not None
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("Stale job finalized")]
+    assert line.getMessage() == "Stale job finalized with errors: 2 of 5 images failed"
+    assert nats.consumer_state(job.pk) is None
+
+
+def test_stale_job_whose_every_image_failed_ends_failure(project, pipeline, images):
+    job = start(create_job(project, pipeline, "missed its finish, every image failed"))
+    ImageTask.objects.filter(job=job).update(state=TaskState.FAILED)
+    age(job)
+    assert check_stale_jobs(stale_after=600) == [job.pk]
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILURE
+    assert job.failure_reason == "every image failed (5)"
+
+
 def test_images_nats_gave_up_on_fail_and_the_job_finishes(project, pipeline, images, settings):
     settings.NATS_TASK_ACK_WAIT = 0.5
     settings.NATS_TASK_MAX_DELIVER = 1
@@ -92,7 +118,7 @@ def test_images_nats_gave_up_on_fail_and_the_job_finishes(project, pipeline, ima
     assert nats.reserve(job.pk, 10) == []
     assert fail_undeliverable_tasks() == {job.pk: 2}
     job.refresh_from_db()
-    assert job.status == JobStatus.SUCCESS
+    assert job.status == JobStatus.COMPLETED_WITH_ERRORS
     stage = job.stages.get(key="process")
     assert (stage.processed, stage.failed) == (3, 2)
     errors = set(

@@ -1,6 +1,13 @@
 import pytest
 
-from ami.jobs.states import FINAL_STATES, JobStatus, can_transition, sources_of
+from ami.jobs.states import (
+    FINAL_STATES,
+    JobStatus,
+    can_transition,
+    final_status_for,
+    sources_of,
+    status_text,
+)
 
 # Written out by hand from the state machine (docs/architecture.md, "A job's life"), not
 # derived from ALLOWED_TRANSITIONS: a wrong entry in either one fails the test.
@@ -10,6 +17,7 @@ EXPECTED_SOURCES = {
     JobStatus.PENDING: {CREATED},
     JobStatus.STARTED: {CREATED, PENDING},
     JobStatus.SUCCESS: {STARTED},
+    JobStatus.COMPLETED_WITH_ERRORS: {STARTED},
     JobStatus.FAILURE: {CREATED, PENDING, STARTED},
     JobStatus.REVOKED: {CREATED, PENDING, STARTED},
 }
@@ -29,3 +37,29 @@ def test_sources_of_matches_the_state_machine():
 
 def test_a_job_cannot_skip_back_to_created():
     assert not any(can_transition(state, JobStatus.CREATED) for state in JobStatus)
+
+
+def test_final_states_are_exactly_the_four_endings():
+    assert set(FINAL_STATES) == {"SUCCESS", "COMPLETED_WITH_ERRORS", "FAILURE", "REVOKED"}
+
+
+@pytest.mark.parametrize(
+    ("done", "failed", "expected"),
+    [
+        (742, 0, JobStatus.SUCCESS),
+        (0, 0, JobStatus.SUCCESS),  # no images: nothing failed
+        (739, 3, JobStatus.COMPLETED_WITH_ERRORS),
+        (1, 741, JobStatus.COMPLETED_WITH_ERRORS),
+        (0, 742, JobStatus.FAILURE),
+        (0, 1, JobStatus.FAILURE),
+    ],
+)
+def test_final_status_follows_the_image_counts(done, failed, expected):
+    assert final_status_for(done, failed) == expected
+
+
+def test_the_long_status_reads_as_words_on_a_badge():
+    assert JobStatus.COMPLETED_WITH_ERRORS.label == "Completed with errors"
+    assert status_text(JobStatus.COMPLETED_WITH_ERRORS) == "Completed with errors"
+    assert status_text("SUCCESS") == "SUCCESS"
+    assert all(len(status) <= 32 for status in JobStatus)  # Job.status is a varchar(32)

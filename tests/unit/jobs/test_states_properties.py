@@ -28,11 +28,17 @@ def test_a_final_state_is_never_left(attempted):
 
 
 @given(attempts)
-def test_success_is_reached_only_from_started(attempted):
+def test_success_and_completed_with_errors_are_reached_only_from_started(attempted):
     path = run(attempted)
     for before, after in zip(path, path[1:], strict=False):
-        if after == JobStatus.SUCCESS:
+        if after in (JobStatus.SUCCESS, JobStatus.COMPLETED_WITH_ERRORS):
             assert before == JobStatus.STARTED
+
+
+@given(attempts)
+def test_a_job_ends_at_most_once(attempted):
+    path = run(attempted)
+    assert sum(status in FINAL_STATES for status in path) <= 1
 
 
 @given(attempts)

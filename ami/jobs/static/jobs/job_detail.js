@@ -11,6 +11,7 @@
   const MAX_LINES = 3000; // DOM cap: the oldest rendered lines are dropped past this
   const POLL_MS = 1000;
   const LINKED_IMAGES = 20; // image links on one line about a batch (the server lists 20 too)
+  const LABELS = { COMPLETED_WITH_ERRORS: "Completed with errors" }; // badge text, else the name
 
   const $ = (id) => document.getElementById(id);
   const logEl = $("log");
@@ -29,12 +30,16 @@
   // ---- progress ------------------------------------------------------------------------
   function renderJob(job) {
     const status = $("job-status");
-    status.textContent = job.status;
+    status.textContent = LABELS[job.status] || job.status;
+    status.dataset.status = job.status;
     status.className = `status status-${job.status.toLowerCase()}`;
     $("cancel-job").disabled = job.is_final;
     const failure = $("job-failure");
     failure.textContent = job.failure_reason;
     failure.hidden = !job.failure_reason;
+    const imagesFailed = $("job-images-failed");
+    imagesFailed.textContent = `${job.images.failed} of ${job.images.total} images failed`;
+    imagesFailed.hidden = job.images.failed === 0;
     const services = job.processing_services || [];
     $("job-services").querySelector("span").textContent = services.join(", ");
     $("job-services").hidden = services.length === 0;

@@ -4,12 +4,16 @@
   const table = document.getElementById("jobs-table");
   if (!table) return;
   const POLL_MS = 3000;
+  // The final statuses (ami/jobs/states.py FINAL_STATES) and the badge text of a status.
+  const FINAL = ["SUCCESS", "COMPLETED_WITH_ERRORS", "FAILURE", "REVOKED"];
+  const LABELS = { COMPLETED_WITH_ERRORS: "Completed with errors" };
 
   function render(job) {
     const row = table.querySelector(`tr[data-job-id="${job.id}"]`);
     if (!row) return;
     const status = row.querySelector(".status");
-    status.textContent = job.status;
+    status.textContent = LABELS[job.status] || job.status;
+    status.dataset.status = job.status;
     status.className = `status status-${job.status.toLowerCase()}`;
     for (const stage of job.stages) {
       const bar = row.querySelector(`progress[data-stage="${stage.key}"]`);
@@ -21,7 +25,7 @@
 
   async function poll() {
     const unfinished = [...table.querySelectorAll(".status")].some(
-      (el) => !["SUCCESS", "FAILURE", "REVOKED"].includes(el.textContent.trim()),
+      (el) => !FINAL.includes(el.dataset.status),
     );
     if (!unfinished) return;
     try {

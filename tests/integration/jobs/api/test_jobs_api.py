@@ -79,6 +79,20 @@ def test_list_query_count_is_bounded(
     assert len(response.json()["results"]) == 30
 
 
+def test_a_job_completed_with_errors_shows_its_image_counts(member_client, staged_job):
+    transition(staged_job.pk, JobStatus.STARTED)
+    staged_job.stages.filter(key="process").update(total=742, processed=739, failed=3)
+    staged_job.stages.filter(key="results").update(total=742, processed=700, failed=1)
+    assert transition(staged_job.pk, JobStatus.COMPLETED_WITH_ERRORS)
+    listed = member_client.get("/api/jobs/?status=COMPLETED_WITH_ERRORS").json()["results"]
+    assert [job["id"] for job in listed] == [staged_job.pk]
+    detail = member_client.get(f"/api/jobs/{staged_job.pk}/").json()
+    for job in (listed[0], detail):
+        assert (job["status"], job["is_final"]) == ("COMPLETED_WITH_ERRORS", True)
+        assert job["images"] == {"total": 742, "processed": 739, "failed": 3}  # process stage
+        assert job["finished_at"] is not None
+
+
 def test_detail_has_stages_counters_and_legacy_logs(member_client, staged_job):
     add_lines(staged_job, 12)
     body = member_client.get(f"/api/jobs/{staged_job.pk}/").json()
@@ -226,4 +240,11 @@ def test_schema_and_docs(member_client):
         "/api/jobs/",
         "/api/pipelines/",
     } <= set(paths)
+    components = schema.json()["components"]["schemas"]
+    assert set(components["JobImages"]["properties"]) == {"total", "processed", "failed"}
+    job = components["Job"]
+    assert "images" in job["required"] and job["properties"]["images"]["readOnly"]
+    status = job["properties"]["status"]
+    enum = components[status["allOf"][0]["$ref"].rsplit("/", 1)[-1]]["enum"]
+    assert "COMPLETED_WITH_ERRORS" in enum
     assert member_client.get("/api/docs/").status_code == 200

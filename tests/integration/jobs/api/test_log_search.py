@@ -209,9 +209,7 @@ def test_search_page_loads_its_script_and_no_inline_one(member_client, project):
     assert member_client.get("/static/jobs/log_search.js").status_code == 200
 
 
-def test_the_image_filter_finds_lines_about_a_batch_that_holds_the_image(
-    member_client, staged_job
-):
+def test_the_image_filter_finds_lines_about_a_batch_that_holds_the_image(member_client, staged_job):
     add(staged_job, "Saved 3 images", image_ids=[7, 8, 9], worker="w1")
     add(staged_job, "Saved image 8", image_id=8)
     add(staged_job, "Saved 2 images", image_ids=[10, 11])

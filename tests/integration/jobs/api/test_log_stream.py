@@ -207,8 +207,9 @@ def test_stream_delivers_every_committed_line_from_concurrent_writers(
     assert streamed == committed
 
 
+@pytest.mark.parametrize("final", [JobStatus.SUCCESS, JobStatus.COMPLETED_WITH_ERRORS])
 def test_end_comes_after_the_line_logged_once_the_job_is_final(
-    asgi_server, staged_job, session_cookie
+    asgi_server, staged_job, session_cookie, final
 ):
     """The job's own last line ("Job finished") is logged after its status change, here late."""
     base, _ = asgi_server
@@ -216,7 +217,7 @@ def test_end_comes_after_the_line_logged_once_the_job_is_final(
     client, request = stream_events(base, staged_job.pk, session_cookie, "tail=0")
     with client, request as response:
         received = events(response.iter_lines())
-        transition(staged_job.pk, JobStatus.SUCCESS)
+        transition(staged_job.pk, final)
         # Closing the stages and deleting the NATS queue come first: let the stream see the
         # final status (it looks every second) before the last line is written.
         final_at, early = time.monotonic(), []
@@ -224,7 +225,7 @@ def test_end_comes_after_the_line_logged_once_the_job_is_final(
             early.append(next(received))
             assert early[-1].event == "comment", f"{early[-1].event} before the last line"
         last = JobLog.objects.create(
-            job=staged_job, message="Job finished", context={FINAL_LINE_KEY: "SUCCESS"}
+            job=staged_job, message="Job finished", context={FINAL_LINE_KEY: str(final)}
         )
         rest = list(received)
     assert [json.loads(e.data)["id"] for e in rest if e.event == "log"] == [last.id]

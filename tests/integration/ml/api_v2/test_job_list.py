@@ -74,3 +74,16 @@ def test_a_malformed_parameter_is_a_400_naming_it(service, jobs, query, name):
     response = service.get(f"/api/v2/jobs?{query}")
     assert response.status_code == 400, response.content
     assert name in response.json()
+
+
+def test_a_job_completed_with_errors_is_final_like_success(service, project, pipeline):
+    running = create_job(project, pipeline, "running")
+    finished = create_job(project, pipeline, "finished, some images failed")
+    transition(finished.pk, JobStatus.STARTED)
+    transition(finished.pk, JobStatus.COMPLETED_WITH_ERRORS)
+    assert ids(service.get("/api/v2/jobs?incomplete_only=1")) == [running.pk]
+    items = service.get("/api/v2/jobs?incomplete_only=0").json()["results"]
+    assert [(item["id"], item["status"]) for item in items] == [
+        (running.pk, "CREATED"),
+        (finished.pk, "COMPLETED_WITH_ERRORS"),  # reported as is, like every other status
+    ]

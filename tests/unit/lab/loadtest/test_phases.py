@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management.base import CommandError
 
+from ami.jobs.states import FINAL_STATES
 from ami_lab.loadtest import verdict
 from ami_lab.loadtest.command import build_phase_faults
 from ami_lab.loadtest.phase_faults import (
@@ -16,7 +17,7 @@ from ami_lab.loadtest.phase_faults import (
     parse_phases,
     random_specs,
 )
-from ami_lab.loadtest.phases import PHASES, JobState, PhaseTimeline, classify
+from ami_lab.loadtest.phases import FINAL_STATUSES, PHASES, JobState, PhaseTimeline, classify
 from ami_lab.loadtest.report import ModeOutcome
 
 
@@ -33,11 +34,16 @@ from ami_lab.loadtest.report import ModeOutcome
         (JobState("STARTED", "SUCCESS", 10, 3, None), "results"),
         (JobState("STARTED", "SUCCESS", 10, 10, 10), "finish"),
         (JobState("SUCCESS", "SUCCESS", 10, 10, None), "final"),
+        (JobState("COMPLETED_WITH_ERRORS", "SUCCESS", 10, 10, None), "final"),
         (JobState("REVOKED", "STARTED", 10, 0, None), "final"),
     ],
 )
 def test_classify(state, phase):
     assert classify(state) == phase
+
+
+def test_the_watcher_knows_every_final_status():
+    assert {str(status) for status in FINAL_STATES} == FINAL_STATUSES
 
 
 def timeline(*samples: tuple[float, str]) -> PhaseTimeline:
@@ -128,6 +134,33 @@ def test_verdict_tolerates_lost_lines_only_in_legacy_modes_and_at_sigkill():
     wrong = passing("buffered")
     wrong.status = "FAILURE"
     assert verdict.problems(wrong) == ["job ended FAILURE, expected SUCCESS"]
+
+
+@pytest.mark.parametrize(
+    ("processed", "failed", "status", "passes"),
+    [
+        (20, 0, "SUCCESS", True),
+        (20, 0, "COMPLETED_WITH_ERRORS", False),  # says errors, counts none
+        (17, 3, "COMPLETED_WITH_ERRORS", True),
+        (17, 3, "SUCCESS", False),  # hides the failed images
+        (0, 20, "FAILURE", True),
+        (0, 20, "COMPLETED_WITH_ERRORS", False),
+    ],
+)
+def test_verdict_requires_the_status_to_match_the_image_counts(processed, failed, status, passes):
+    result = passing()
+    result.status = status
+    result.images_processed, result.images_failed = processed, failed
+    result.images_total = processed + failed
+    assert (verdict.problems(result) == []) == passes
+
+
+def test_verdict_names_the_failed_images_when_a_status_hides_them():
+    result = passing()
+    result.images_processed, result.images_failed, result.images_total = 739, 3, 742
+    assert verdict.problems(result) == [
+        "job ended SUCCESS, expected COMPLETED_WITH_ERRORS (3 of 742 images failed)"
+    ]
 
 
 def fault(phase: str, window: float) -> PhaseFault:
