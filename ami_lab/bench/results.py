@@ -123,9 +123,9 @@ def measure(
     seconds = (span["last"] - span["first"]).total_seconds()
     stage = JobStage.objects.get(job_id=job_id, key=StageKey.PROCESS)
     counted = stage.processed + stage.failed
-    # Between the first and the last commit: the first batch's results are not in the span.
-    first_batch = min(batch, counted)
-    rate = (counted - first_batch) / seconds if seconds > 0 else None
+    # `updated_at` is now(), the start of each batch's transaction: the span runs from the
+    # first batch's start to the last's, so one batch's results are not in it.
+    rate = (counted - min(batch, counted)) / seconds if seconds > 0 else None
     sent = {
         "processed": len(results),
         "failed": 0,

@@ -6,7 +6,8 @@ configuration for every checkout that shares it, and its counts mix every sessio
 database. So the bench runs the real task body, `process_batch`, in its own process for a
 separate small job of the same shape (same images, batch size and detections), under
 `CaptureQueriesContext` on the `default` connection: every statement the save, fold,
-heartbeat, pending check and finish send, BEGIN and COMMIT not included. Job log lines go to
+heartbeat, pending check and finish send, BEGIN and COMMIT included (each is a round trip:
+a batch's save and its fold are two transactions). Job log lines go to
 the `logs` connection through the log backend (buffered: a COPY from a flush thread every
 so often, whose connection is not captured); those captured on `logs` are reported apart.
 """
