@@ -13,6 +13,7 @@ SUITES = {
     "results": "ami_lab.bench.results:Command",  # result tasks saved per second
     "api": "ami_lab.bench.api_command:Command",  # log read path on a job with a million lines
     "batch": "ami_lab.bench.batch:Command",  # server memory while it takes a 150 MB result post
+    "convoy": "ami_lab.bench.convoy:Command",  # lock waits of 125 concurrent result tasks
 }
 
 
