@@ -153,12 +153,17 @@ def add_increment(
         )
 
 
-# Deletes every increment of a job and adds their sums to its `process` and `results` stages,
-# in one statement: a reader sees the counts either still in increments or already in the
-# stages. Progress and stage status are derived in the same statement.
+# Takes the job's fold lock (an advisory lock on the job id, held to the end of this
+# statement, which runs in autocommit), then deletes every increment of the job and adds their
+# sums to its `process` and `results` stages: a reader sees the counts either still in
+# increments or already in the stages. Progress and stage status are derived here too.
+# `locked.ok` is false when another session holds the lock; then nothing is deleted.
 _FOLD_SQL = """
-WITH gone AS (
-    DELETE FROM jobs_progressincrement WHERE job_id = %(job_id)s
+WITH locked AS (
+    {lock}
+), gone AS (
+    DELETE FROM jobs_progressincrement
+     WHERE job_id = %(job_id)s AND (SELECT ok FROM locked)
     RETURNING processed, failed, detections, classifications
 ), sums AS (
     SELECT count(*) AS n,
@@ -166,24 +171,29 @@ WITH gone AS (
            coalesce(sum(detections), 0) AS detections,
            coalesce(sum(classifications), 0) AS classifications
       FROM gone
+), folded AS (
+    UPDATE jobs_jobstage AS s
+       SET processed = s.processed + sums.processed,
+           failed = s.failed + sums.failed,
+           detections = s.detections + sums.detections,
+           classifications = s.classifications + sums.classifications,
+           progress = CASE WHEN s.total > 0
+                           THEN LEAST(1.0, (s.processed + s.failed + sums.processed + sums.failed)
+                                           ::float / s.total)
+                           ELSE 1.0 END,
+           status = CASE WHEN s.processed + s.failed + sums.processed + sums.failed >= s.total
+                         THEN %(stage_done)s ELSE %(stage_started)s END,
+           updated_at = now()
+      FROM sums
+     WHERE s.job_id = %(job_id)s AND s.key IN (%(process)s, %(results)s) AND sums.n > 0
+    RETURNING s.id
 )
-UPDATE jobs_jobstage AS s
-   SET processed = s.processed + sums.processed,
-       failed = s.failed + sums.failed,
-       detections = s.detections + sums.detections,
-       classifications = s.classifications + sums.classifications,
-       progress = CASE WHEN s.total > 0
-                       THEN LEAST(1.0, (s.processed + s.failed + sums.processed + sums.failed)
-                                       ::float / s.total)
-                       ELSE 1.0 END,
-       status = CASE WHEN s.processed + s.failed + sums.processed + sums.failed >= s.total
-                     THEN %(stage_done)s ELSE %(stage_started)s END,
-       updated_at = now()
-  FROM sums
- WHERE s.job_id = %(job_id)s AND s.key IN (%(process)s, %(results)s) AND sums.n > 0
+SELECT ok, (SELECT count(*) FROM folded) FROM locked
 """
-# Advisory-lock keys in the single-bigint key space: the job id. Nothing else here takes
-# bigint advisory locks (the two-int key space is separate).
+_TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%(job_id)s::bigint) AS ok"
+_WAIT_LOCK = "SELECT true AS ok FROM pg_advisory_xact_lock(%(job_id)s::bigint)"
+# Nothing else here takes advisory locks in the single-bigint key space, keyed by job id
+# (the two-int key space is separate).
 FOLD_ROUNDS = 50  # per call, so a folder under a steady stream of results returns at last
 
 
@@ -191,22 +201,21 @@ def fold_increments(job_id: int, *, wait: bool = False) -> None:
     """Add the job's increments to its stage rows; one folder per job at a time.
 
     Locks: an advisory lock on the job id, then the job's `process` and `results` stage rows,
-    both for one short transaction. Without `wait` a call never waits: if another folder
-    holds the lock it returns at once, and that folder, once it commits, looks again for
-    increments and folds ours too (it looks after our failed attempt, which came after our
-    insert committed). So every committed increment is folded soon, and the stage rows
-    are written by one session at a time instead of by every result.
-    With `wait` (to finish a job, when its counters must be exact) it waits its turn.
+    both for one autocommit statement. Call it outside any transaction. Without `wait` a
+    call never waits: if another folder holds the lock it returns at once, and that folder,
+    once its statement committed, looks again for increments and folds ours too (it looks
+    after our failed attempt, which came after our insert committed). So every committed
+    increment is folded soon, and the stage rows are written by one session at a time
+    instead of by every result. With `wait` (to finish a job, when its counters must be
+    exact) it waits its turn.
     """
+    sql = _FOLD_SQL.format(lock=_WAIT_LOCK if wait else _TRY_LOCK)
     for _ in range(FOLD_ROUNDS):
-        with transaction.atomic(), connection.cursor() as cursor:
-            if wait:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s::bigint)", [job_id])
-            else:
-                cursor.execute("SELECT pg_try_advisory_xact_lock(%s::bigint)", [job_id])
-                if not cursor.fetchone()[0]:
-                    return
-            cursor.execute(_FOLD_SQL, _fold_params(job_id))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, _fold_params(job_id))
+            took_lock = cursor.fetchone()[0]
+        if not took_lock:
+            return
         if not ProgressIncrement.objects.filter(job_id=job_id).exists():
             return
 
