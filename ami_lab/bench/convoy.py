@@ -26,7 +26,7 @@ from ami.jobs.locking import fold_increments
 from ami.jobs.models import JobStage
 from ami.jobs.states import JobStatus, StageKey, StageStatus, TaskState
 from ami.ml.orchestration.finish import finish_if_complete
-from ami.ml.orchestration.results import _insert, algorithm_ids, save_batch
+from ami.ml.orchestration.results import algorithm_ids, insert_detections, save_batch
 from ami.ml.schemas import PipelineResult
 from ami_lab.bench.lock_sampler import LockSampler, django_conninfo, wait_summary
 from ami_lab.bench.result_jobs import bench_project, result_dict, start_job
@@ -222,7 +222,7 @@ def save_batch_before(job_id: int, batch: list[PipelineResult]) -> None:
     """The old design's transaction: insert, then count each result in the stage rows."""
     algorithms = algorithm_ids(set().union(*(r.algorithm_keys() for r in batch)))
     with transaction.atomic(), connection.cursor() as cursor:
-        _insert(batch, algorithms)
+        insert_detections(batch, algorithms)
         for result in batch:
             labels = sum(len(d.classifications) for d in result.detections)
             cursor.execute(_RECORD_RESULT_SQL, _record_params(job_id, result, labels))

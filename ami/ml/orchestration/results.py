@@ -97,7 +97,7 @@ def save_batch(job_id: int, results: Iterable[PipelineResult]) -> BatchOutcome:
         claimed = claim_images(job_id, {i: r.error for i, r in unique.items()})
         saved = [r for i, r in unique.items() if i in claimed and r.error is None]
         failed = [i for i, r in unique.items() if i in claimed and r.error is not None]
-        detections, classifications = _insert(saved, algorithms)
+        detections, classifications = insert_detections(saved, algorithms)
         add_increment(
             job_id,
             processed=len(saved),
@@ -117,8 +117,11 @@ def _bound_lock_waits() -> None:
         cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.RESULT_LOCK_TIMEOUT_MS}ms"])
 
 
-def _insert(results: list[PipelineResult], algorithms: dict[str, int]) -> tuple[int, int]:
-    """Insert the detections and classifications of these results: three statements."""
+def insert_detections(results: list[PipelineResult], algorithms: dict[str, int]) -> tuple[int, int]:
+    """Insert the detections and classifications of these results: three statements.
+
+    Call it inside the transaction that claimed their images (`save_batch`).
+    """
     boxes = {
         (r.image_id, algorithms[d.algorithm], d.bbox.as_tuple()): d
         for r in results
