@@ -185,6 +185,17 @@ CELERY_TASK_SOFT_TIME_LIMIT = float(os.environ.get("AMI_TASK_SOFT_TIME_LIMIT", "
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60  # seconds
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A task taken by a worker that then vanished (its host died, SIGKILL of the whole worker)
+# stays unacknowledged in Redis; any running worker puts it back on its queue once it has
+# been unacknowledged for the visibility timeout, looking every restore interval. So a lost
+# task runs again after at most timeout + interval seconds: longer than any task may run
+# (else a slow task would run twice at once), shorter than the stale-job window (else the
+# stale check closes a job whose start is only lost). `ami check` verifies both (jobs.E005).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("AMI_BROKER_VISIBILITY_TIMEOUT", "450")),  # s
+    "unacked_restore_interval": int(os.environ.get("AMI_BROKER_RESTORE_INTERVAL", "10")),  # s
+    "unacked_restore_throttle": 1,  # scan on every sweep (kombu's default scans every 10th)
+}
 
 # -- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
