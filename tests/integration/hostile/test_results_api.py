@@ -20,7 +20,7 @@ from ami.jobs.lifecycle import create_job
 from ami.jobs.models import ImageTask
 from ami.jobs.states import TaskState
 from ami.ml.orchestration import nats
-from ami.ml.tasks import process_nats_pipeline_result
+from ami.ml.tasks import save_results
 from tests.support import hostile
 from tests.support.ml import reserve_all, start, wire_result
 from tests.support.ml import service_client as new_service_client
@@ -113,7 +113,7 @@ def run_queued_result_task(broker) -> str | None:
     if message["properties"].get("body_encoding") == "base64":
         body = base64.b64decode(body)
     args, kwargs, _ = json.loads(body)
-    outcome = process_nats_pipeline_result.apply(args=args, kwargs=kwargs)
+    outcome = save_results.apply(args=args, kwargs=kwargs)
     if not outcome.successful():
         return f"the queued result task failed: {outcome.result!r}"
     return None
