@@ -289,6 +289,8 @@ API_LOG_PAGE_MAX = 1000
 # often, as a safety net.
 API_SSE_POLL_SECONDS = float(os.environ.get("AMI_SSE_POLL_SECONDS", "0.25"))
 API_SSE_FALLBACK_POLL_SECONDS = float(os.environ.get("AMI_SSE_FALLBACK_POLL_SECONDS", "5"))
+# Off: no LISTEN connection, streams poll as before (the triggers still notify; nobody listens).
+API_SSE_PUSH = _env_bool("AMI_SSE_PUSH", True)
 API_SSE_HEARTBEAT_SECONDS = float(os.environ.get("AMI_SSE_HEARTBEAT_SECONDS", "15"))
 # The pages' JS and CSS are served by Django itself (no separate static server needed).
 SERVE_STATIC = _env_bool("AMI_SERVE_STATIC", True)

@@ -160,7 +160,9 @@ class Listener:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def ensure_started(self) -> None:
-        """Start the listener on the running loop unless it already runs there."""
+        """Start the listener on the running loop unless it already runs there (or push is off)."""
+        if not settings.API_SSE_PUSH:
+            return
         loop = asyncio.get_running_loop()
         if self._task is not None and self._loop is loop and not self._task.done():
             return
