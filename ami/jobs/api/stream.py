@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import NamedTuple
 
 from django.conf import settings
@@ -161,8 +162,9 @@ async def log_events(
             rows, cursor = await db(_history, job_id, filters, tail)
             for line in rows:
                 yield sse_event(line)
-        async for event in _live(job_id, cursor, filters, wake):
-            yield event
+        async with aclosing(_live(job_id, cursor, filters, wake)) as live:
+            async for event in live:
+                yield event
 
 
 async def _live(
@@ -173,6 +175,7 @@ async def _live(
     end_at: Cursor | None = None  # end once the cursor has reached this position
     last_sent, status_checked = time.monotonic(), 0.0
     blocked = False  # lines of the job wait above the horizon: poll until they pass it
+    more = False  # the last query filled a batch: the next one continues it
     while True:
         # Taken before the query: a wakeup arriving during it is kept for the wait below.
         woken_at, status_changed = wake.take()
@@ -185,17 +188,17 @@ async def _live(
         max_age = settings.API_SSE_POLL_SECONDS / 2
         if woken_at is not None:
             max_age = min(max_age, time.monotonic() - woken_at)
-        check_held = push and (woken_at is not None or blocked)
+        check_held = push and (woken_at is not None or blocked or more)
         poll = await db(_after, job_id, cursor, filters, check_status, max_age, check_held)
         if check_status:
             status_checked = time.monotonic()
-        cursor, blocked = poll.cursor, poll.blocked
-        wakeups.wakeups.set_held(wake, blocked)
+        cursor, blocked, more = poll.cursor, poll.blocked, len(poll.rows) == BATCH
+        wakeups.registry.set_held(wake, blocked)
         for line in poll.rows:
             yield sse_event(line)
         if poll.rows:
             last_sent = time.monotonic()
-            if len(poll.rows) == BATCH:
+            if more:
                 continue
         if poll.status in FINAL_OR_GONE:
             final_seen_at = time.monotonic()

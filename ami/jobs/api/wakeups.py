@@ -208,13 +208,13 @@ class Listener:
             self.wakeups.wake_all(status=True)
 
 
-wakeups = Wakeups()
-listener = Listener(wakeups)
+registry = Wakeups()
+listener = Listener(registry)
 
 
 @contextmanager
 def subscribe(job_id: int) -> Iterator[Subscription]:
     """Subscribe a stream to its job's wakeups, starting the listener if needed."""
     listener.ensure_started()
-    with wakeups.subscribe(job_id) as subscription:
+    with registry.subscribe(job_id) as subscription:
         yield subscription
