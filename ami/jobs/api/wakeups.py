@@ -178,16 +178,21 @@ class Listener:
 
     async def _run(self) -> None:
         backoff = BACKOFF_FIRST
-        while True:
-            try:
-                await self._listen()
-            except (psycopg.Error, OSError) as error:
-                logger.warning("log wakeup listener lost its connection (%s); polling", error)
-            if self.connected:
-                backoff = BACKOFF_FIRST  # it had worked: retry soon
+        try:
+            while True:
+                try:
+                    await self._listen()
+                except (psycopg.Error, OSError) as error:
+                    logger.warning("log wakeup listener lost its connection (%s); polling", error)
+                if self.connected:
+                    backoff = BACKOFF_FIRST  # it had worked: retry soon
+                self._set_connected(False)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        finally:
+            # Cancelled with its loop, or a bug: streams must not wait on a dead listener.
+            # (The next stream to subscribe starts a new one.)
             self._set_connected(False)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def _listen(self) -> None:
         kwargs = connection_kwargs()

@@ -29,6 +29,7 @@ from ami.jobs.models import JobLog
 from ami.jobs.states import JobStatus
 from ami_lab.live_server import uvicorn_server
 from tests.support.asgi_server import database_url
+from tests.support.migrations import latest, migrate
 from tests.support.polling import wait_until
 from tests.support.sse import events
 
@@ -105,14 +106,24 @@ def listening() -> None:
     wait_until(listener_pids, "the server's LISTEN connection")
 
 
-def test_triggers_are_installed():
+def notify_triggers() -> list[tuple[str, str]]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal"
             " AND tgname IN ('jobs_joblog_notify', 'jobs_job_status_notify') ORDER BY 2"
         )
-        found = cursor.fetchall()
-    assert found == [("jobs_job", "jobs_job_status_notify"), ("jobs_joblog", "jobs_joblog_notify")]
+        return cursor.fetchall()
+
+
+def test_migration_installs_and_removes_the_triggers():
+    installed = [("jobs_job", "jobs_job_status_notify"), ("jobs_joblog", "jobs_joblog_notify")]
+    assert notify_triggers() == installed
+    try:
+        migrate(("jobs", "0006_job_status_completed_with_errors"))
+        assert notify_triggers() == []
+    finally:
+        migrate(latest("jobs"))
+    assert notify_triggers() == installed
 
 
 def test_one_notification_per_statement_naming_its_jobs(staged_job):
