@@ -295,7 +295,13 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/jobs/"
 API_LOG_PAGE_DEFAULT = 100  # lines per /logs page
 API_LOG_PAGE_MAX = 1000
+# Streams poll every API_SSE_POLL_SECONDS only while their process has no LISTEN connection
+# (ami.jobs.api.wakeups); with one, they are woken by NOTIFY and look on their own only this
+# often, as a safety net.
 API_SSE_POLL_SECONDS = float(os.environ.get("AMI_SSE_POLL_SECONDS", "0.25"))
+API_SSE_FALLBACK_POLL_SECONDS = float(os.environ.get("AMI_SSE_FALLBACK_POLL_SECONDS", "5"))
+# Off: no LISTEN connection, streams poll as before (the triggers still notify; nobody listens).
+API_SSE_PUSH = _env_bool("AMI_SSE_PUSH", True)
 API_SSE_HEARTBEAT_SECONDS = float(os.environ.get("AMI_SSE_HEARTBEAT_SECONDS", "15"))
 # The pages' JS and CSS are served by Django itself (no separate static server needed).
 SERVE_STATIC = _env_bool("AMI_SERVE_STATIC", True)

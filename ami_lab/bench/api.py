@@ -2,8 +2,10 @@
 
 Measures, against uvicorn on the configured database: the newest page, deep cursor pages,
 filtered pages, the log horizon query, a full streamed download (time and the server's peak
-RSS), and the time from a line's INSERT commit to its arrival in an SSE client (and in
-Chromium, when it is installed). Prints a table and JSON; figures, not pass/fail.
+RSS), the time from a line's INSERT commit to its arrival in an SSE client (and in
+Chromium, when it is installed), and the database transactions per second of 20 and of 200
+idle streams. Streams are woken by NOTIFY (`ami.jobs.api.wakeups`); the figures say whether
+the server's listener was connected. Prints a table and JSON; figures, not pass/fail.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ except ImportError:  # a dev extra: the browser figure is skipped without it
     sync_playwright = None
 
 from ami.jobs.api.horizon import log_horizon
+from ami.jobs.api.wakeups import LISTENER_APP_SUFFIX
 from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.models import Job, JobLog
@@ -46,6 +49,8 @@ BENCH_USER, BENCH_PASSWORD = "bench-api", "bench-api-password"
 JOB_NAME = "bench-api"
 REPEATS = 15  # timed requests per figure
 EMITS = 60  # lines timed from commit to SSE client
+IDLE_STREAMS = (20, 200)  # open streams while idle load is measured
+IDLE_SECONDS = 10.0  # measured window: two fallback polls of every stream
 console = Console()
 
 
@@ -209,7 +214,18 @@ def sse_latency(base: str, job: Job, cookies: dict[str, str]) -> dict[str, float
     time.sleep(0.5)
     committed = emit_lines(job.pk, "emit", EMITS)
     listener.join(30)
-    return latency_summary(committed, received)
+    return {**latency_summary(committed, received), "push": listener_connected()}
+
+
+def listener_connected() -> bool:
+    """Whether a web process holds its LISTEN connection (streams are pushed, not polled)."""
+    with psycopg.connect(settings.DATABASE_URL, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name LIKE %s",
+            [f"%{LISTENER_APP_SUFFIX}"],
+        ).fetchone()
+        return row[0] > 0
 
 
 def idle_stream_load(base: str, job: Job, cookies: dict[str, str], streams: int = 20) -> dict:
@@ -230,14 +246,19 @@ def idle_stream_load(base: str, job: Job, cookies: dict[str, str], streams: int 
             url = f"/api/jobs/{job.pk}/logs/stream?tail=0"
             contexts = [client.stream("GET", url) for _ in range(streams)]
             responses = [await context.__aenter__() for context in contexts]
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(2.0)  # past their history, and the listener connected
             before, started = await asyncio.to_thread(committed), time.perf_counter()
-            await asyncio.sleep(5.0)
+            await asyncio.sleep(IDLE_SECONDS)
             after, elapsed = await asyncio.to_thread(committed), time.perf_counter() - started
+            push = await asyncio.to_thread(listener_connected)
             for context in contexts:
                 await context.__aexit__(None, None, None)
         assert all(r.status_code == 200 for r in responses)
-        return {"streams": streams, "db_transactions_per_s": round((after - before) / elapsed)}
+        return {
+            "streams": streams,
+            "db_transactions_per_s": round((after - before) / elapsed),
+            "push": push,
+        }
 
     return asyncio.run(measure())
 
@@ -310,7 +331,7 @@ def browser_latency(base: str, job: Job) -> dict[str, float] | str:
     }
 
 
-def run(lines: int) -> dict:
+def run(lines: int, live_only: bool = False) -> dict:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     call_command("migrate", verbosity=0)
     job = ensure_job(lines)
@@ -320,14 +341,15 @@ def run(lines: int) -> dict:
     with uvicorn_server(env, log_path) as (base, pid):
         cookies = session_cookies(job)
         with httpx.Client(base_url=base, cookies=cookies, timeout=300) as client:
-            figures = {
-                "job_lines": JobLog.objects.filter(job=job).count(),
-                "pages": page_figures(client, job),
-                "download": download_figures(client, job, pid),
-                "emit_to_sse_client": sse_latency(base, job, cookies),
-                "idle_streams": idle_stream_load(base, job, cookies),
-                "emit_to_browser": browser_latency(base, job),
-            }
+            figures = {"job_lines": JobLog.objects.filter(job=job).count()}
+            if not live_only:
+                figures["pages"] = page_figures(client, job)
+                figures["download"] = download_figures(client, job, pid)
+            figures["emit_to_sse_client"] = sse_latency(base, job, cookies)
+            figures["idle_streams"] = [
+                idle_stream_load(base, job, cookies, streams) for streams in IDLE_STREAMS
+            ]
+            figures["emit_to_browser"] = browser_latency(base, job)
     return figures
 
 
@@ -335,10 +357,10 @@ def print_figures(figures: dict) -> None:
     table = Table(title=f"API read path, job with {figures['job_lines']:,} lines")
     for column in ("query", "p50 ms", "p95 ms", "max ms"):
         table.add_column(column)
-    for name, row in figures["pages"].items():
+    for name, row in figures.get("pages", {}).items():
         table.add_row(name, str(row["p50_ms"]), str(row["p95_ms"]), str(row["max_ms"]))
     console.print(table)
-    for fmt, row in figures["download"].items():
+    for fmt, row in figures.get("download", {}).items():
         console.print(f"download {fmt}: {row}")
     console.print(f"emit -> SSE client: {figures['emit_to_sse_client']}")
     console.print(f"idle streams: {figures['idle_streams']}")

@@ -8,6 +8,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--lines", type=int, default=1_000_000, help="log lines in the job")
+        parser.add_argument(
+            "--live-only",
+            action="store_true",
+            help="only the live tail figures (commit to SSE client and browser, idle streams)",
+        )
 
-    def handle(self, *args, lines: int, **options) -> None:
-        print_figures(run(lines))
+    def handle(self, *args, lines: int, live_only: bool, **options) -> None:
+        print_figures(run(lines, live_only))

@@ -1,20 +1,23 @@
 """`GET /api/jobs/{id}/logs/stream`: the job's log as server-sent events, history then live.
 
-One async generator per client polls for lines after its cursor, below the log horizon
+One async generator per client reads the lines after its cursor, below the log horizon
 (`ami.jobs.api.horizon`), so resuming from `Last-Event-ID` never skips a line that committed
-late. Each event's id is the line's cursor. The stream sends a comment line as heartbeat when
-idle, and ends with an `end` event once the job is final and the job's own last line (the
-one marked with `FINAL_LINE_KEY`, logged just after the status change) and every line before
-it have been sent. A job that turned final without that line (its finisher died, or the job
-was deleted) ends after a grace period, with every line committed by then.
+late. It looks when woken by its job's NOTIFY (`ami.jobs.api.wakeups`: a line committed, the
+status changed), at a slow fallback interval, and at the old poll interval while the
+process's listener is not connected or while lines wait above the horizon. Each event's id
+is the line's cursor. The stream sends a comment line as heartbeat when idle, and ends with
+an `end` event once the job is final and the job's own last line (the one marked with
+`FINAL_LINE_KEY`, logged just after the status change) and every line before it have been
+sent. A job that turned final without that line (its finisher died, or the job was deleted)
+ends after a grace period, with every line committed by then.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import NamedTuple
 
 from django.conf import settings
@@ -22,6 +25,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from ami.jobs.api import wakeups
 from ami.jobs.api.async_support import (
     bad_query_response,
     db,
@@ -57,6 +61,7 @@ class Poll(NamedTuple):
     rows: list[dict]
     cursor: Cursor
     status: str | None  # "" when not checked; None when the job is gone
+    blocked: bool  # committed lines of the job wait above the horizon (an older writer is open)
 
 
 def sse_event(line: dict) -> str:
@@ -83,12 +88,31 @@ def _history(job_id: int, filters: LogFilters, tail: int) -> tuple[list[dict], C
     return list(reversed(page.rows)), page.newer_cursor
 
 
-def _after(job_id: int, cursor: Cursor, filters: LogFilters, check_status: bool) -> Poll:
-    """The next lines after `cursor`, and the job's status when asked (one pool hop)."""
-    horizon = shared_horizon.get(max_age=settings.API_SSE_POLL_SECONDS / 2)
+def _after(
+    job_id: int,
+    cursor: Cursor,
+    filters: LogFilters,
+    check_status: bool,
+    max_age: float,
+    check_held: bool,
+) -> Poll:
+    """The next lines after `cursor`, and the job's status when asked (one pool hop).
+
+    Also whether committed lines of the job are held above the horizon: their commit has
+    notified already, and the writer that holds H back may be another job's, whose commit
+    will not wake this stream.
+    """
+    horizon = shared_horizon.get(max_age=max_age)
     page = fetch_page(job_id, LogPageRequest(after=cursor, limit=BATCH, filters=filters), horizon)
-    status = job_status(job_id) if check_status and len(page.rows) < BATCH else ""
-    return Poll(page.rows, page.newer_cursor, status)
+    if len(page.rows) == BATCH:
+        return Poll(page.rows, page.newer_cursor, "", False)
+    status = job_status(job_id) if check_status else ""
+    held = check_held and _held_above(job_id, horizon)
+    return Poll(page.rows, page.newer_cursor, status, held)
+
+
+def _held_above(job_id: int, horizon: int) -> bool:
+    return JobLog.objects.filter(job_id=job_id, txid__gte=horizon).exists()
 
 
 def _final_line(job_id: int) -> Cursor | None:
@@ -132,26 +156,49 @@ async def log_events(
     """History (from `cursor`, or the newest `tail` lines), then live lines, then `end`."""
     release_request_thread()
     yield f"retry: {RETRY_MS}\n\n"
-    if cursor is None:
-        rows, cursor = await db(_history, job_id, filters, tail)
-        for line in rows:
-            yield sse_event(line)
+    # Subscribed before the first query: a line committed after it wakes this stream.
+    with wakeups.subscribe(job_id) as wake:
+        if cursor is None:
+            rows, cursor = await db(_history, job_id, filters, tail)
+            for line in rows:
+                yield sse_event(line)
+        async with aclosing(_live(job_id, cursor, filters, wake)) as live:
+            async for event in live:
+                yield event
+
+
+async def _live(
+    job_id: int, cursor: Cursor, filters: LogFilters, wake: wakeups.Subscription
+) -> AsyncIterator[str]:
+    """Lines after `cursor`, each time the stream is woken (or its fallback timer runs out)."""
     final_seen_at: float | None = None
     end_at: Cursor | None = None  # end once the cursor has reached this position
     last_sent, status_checked = time.monotonic(), 0.0
+    blocked = False  # lines of the job wait above the horizon: poll until they pass it
+    more = False  # the last query filled a batch: the next one continues it
     while True:
+        # Taken before the query: a wakeup arriving during it is kept for the wait below.
+        woken_at, status_changed = wake.take()
+        push = wakeups.listener.connected
+        status_every = wakeups.listener.poll_interval() if push else STATUS_CHECK_SECONDS
         check_status = final_seen_at is None and (
-            time.monotonic() - status_checked >= STATUS_CHECK_SECONDS
+            status_changed or time.monotonic() - status_checked >= status_every
         )
-        poll = await db(_after, job_id, cursor, filters, check_status)
+        # A woken stream needs an H found after its wakeup, so it covers the notifying commit.
+        max_age = settings.API_SSE_POLL_SECONDS / 2
+        if woken_at is not None:
+            max_age = min(max_age, time.monotonic() - woken_at)
+        check_held = push and (woken_at is not None or blocked or more)
+        poll = await db(_after, job_id, cursor, filters, check_status, max_age, check_held)
         if check_status:
             status_checked = time.monotonic()
-        cursor = poll.cursor
+        cursor, blocked, more = poll.cursor, poll.blocked, len(poll.rows) == BATCH
+        wakeups.registry.set_held(wake, blocked)
         for line in poll.rows:
             yield sse_event(line)
         if poll.rows:
             last_sent = time.monotonic()
-            if len(poll.rows) == BATCH:
+            if more:
                 continue
         if poll.status in FINAL_OR_GONE:
             final_seen_at = time.monotonic()
@@ -160,10 +207,20 @@ async def log_events(
         if end_at is not None and cursor >= end_at:
             yield "event: end\ndata: {}\n\n"
             return
-        if time.monotonic() - last_sent >= settings.API_SSE_HEARTBEAT_SECONDS:
-            yield ": heartbeat\n\n"
-            last_sent = time.monotonic()
-        await asyncio.sleep(settings.API_SSE_POLL_SECONDS)
+        interval = wakeups.listener.poll_interval()
+        if blocked or (final_seen_at is not None and end_at is None):
+            # A writer that rolls back, or a grace that runs out, notifies nobody: look as before.
+            interval = settings.API_SSE_POLL_SECONDS
+        deadline = time.monotonic() + interval
+        while True:
+            heartbeat_at = last_sent + settings.API_SSE_HEARTBEAT_SECONDS
+            if await wake.wait(min(deadline, heartbeat_at) - time.monotonic()):
+                break
+            if time.monotonic() >= heartbeat_at:
+                yield ": heartbeat\n\n"
+                last_sent = time.monotonic()
+            if time.monotonic() >= deadline:
+                break
 
 
 def start_cursor(request: HttpRequest) -> Cursor | None:
