@@ -69,6 +69,14 @@ class Command(BaseCommand):
             help="every N-th job log line in the workers carries NUL, lone surrogates, control"
             " or bidi characters (in its message and its context); 0: none",
         )
+        parser.add_argument(
+            "--lines-per-result",
+            type=int,
+            default=defaults.lines_per_result,
+            metavar="N",
+            help="job log lines a results worker writes per result before saving it, as a"
+            " pipeline that logs per image does (the product logs one line per batch)",
+        )
         faults = parser.add_argument_group("faults (combinable)")
         faults.add_argument("--idle-in-transaction-timeout", type=float, metavar="S")
         faults.add_argument("--soft-time-limit", type=float, metavar="S")
@@ -184,6 +192,7 @@ def build_config(options: dict) -> LoadConfig:
         buffer_interval=float(options["buffer_interval"]),
         nats_request_timeout=float(options.get("nats_request_timeout") or 2.0),
         hostile_every=max(0, int(options.get("hostile_lines") or 0)),
+        lines_per_result=max(0, int(options.get("lines_per_result") or 0)),
         faults=faults,
     )
 

@@ -42,6 +42,10 @@ class LoadConfig:
     timeout: float = 900.0  # seconds per mode
     buffer_interval: float = 0.25  # seconds: the buffered backend's flush interval
     hostile_every: int = 0  # every N-th worker log line carries hostile content (0: none)
+    # Job log lines a results worker writes per result before saving it, as a pipeline that
+    # logs per image does (upstream's did): the log volume the incident needs, now that the
+    # product logs one line per saved batch.
+    lines_per_result: int = 1
     nats_request_timeout: float = 2.0  # seconds: short, so a NATS outage of seconds fails calls
     faults: FaultOptions = field(default_factory=FaultOptions)
     phase_faults: list[PhaseFaultSpec] = field(default_factory=list)

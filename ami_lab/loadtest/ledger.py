@@ -24,6 +24,7 @@ from ami.jobs.logging import JOB_LOGGER_NAME
 
 LEDGER_ENV = "AMI_LOADTEST_LEDGER"
 HOSTILE_EVERY_ENV = "AMI_LOADTEST_HOSTILE_EVERY"
+LINES_PER_RESULT_ENV = "AMI_LOADTEST_LINES_PER_RESULT"
 LINE_ID_KEY = "loadtest_line_id"
 HOSTILE_KEY = "loadtest_hostile"
 # Content that breaks naive log writers (PostgreSQL rejects NUL; UTF-8 encoders reject lone

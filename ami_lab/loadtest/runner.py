@@ -42,6 +42,7 @@ from ami_lab.loadtest.faults import (
 from ami_lab.loadtest.ledger import (
     HOSTILE_EVERY_ENV,
     LEDGER_ENV,
+    LINES_PER_RESULT_ENV,
     Emitted,
     emitted_lines,
     stored_ids,
@@ -421,4 +422,5 @@ def _worker_env(mode: str, config: LoadConfig, ledger_dir: Path) -> dict[str, st
         "AMI_NATS_REQUEST_TIMEOUT": str(config.nats_request_timeout),
         LEDGER_ENV: str(ledger_dir),
         HOSTILE_EVERY_ENV: str(config.hostile_every),
+        LINES_PER_RESULT_ENV: str(config.lines_per_result),
     }

@@ -12,17 +12,36 @@ from pathlib import Path
 from celery.signals import task_postrun, task_prerun
 
 from ami.celery import app
-from ami_lab.loadtest.ledger import HOSTILE_EVERY_ENV, LEDGER_ENV, install
+from ami.jobs.logging import job_logger
+from ami_lab.loadtest.ledger import HOSTILE_EVERY_ENV, LEDGER_ENV, LINES_PER_RESULT_ENV, install
 
 __all__ = ["app"]
 
 _ledger = install(Path(os.environ[LEDGER_ENV]), int(os.environ.get(HOSTILE_EVERY_ENV, "0")))
 _started: dict[str, float] = {}
+_lines_per_result = int(os.environ.get(LINES_PER_RESULT_ENV, "0"))
 
 
 @task_prerun.connect
-def _task_started(task_id: str, **_: object) -> None:
+def _task_started(task_id: str, task=None, args=None, **_: object) -> None:
     _started[task_id] = time.monotonic()
+    if _lines_per_result and task is not None and args:
+        _log_per_result(task.name, args)
+
+
+def _log_per_result(task_name: str, args: list) -> None:
+    """Log per image, as a pipeline that logs per image does, inside the pool process."""
+    if task_name.endswith(".save_results"):
+        results = args[1]
+    elif task_name.endswith(".process_nats_pipeline_result"):
+        results = [args[1]]
+    else:
+        return
+    log = job_logger(args[0])
+    for result in results:
+        image_id = result.get("image_id")
+        for _ in range(_lines_per_result):
+            log.info("Received the result of image %s", image_id, extra={"image_id": image_id})
 
 
 @task_postrun.connect
