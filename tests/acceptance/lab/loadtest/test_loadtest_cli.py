@@ -22,6 +22,8 @@ def loadtest_figures(subprocess_env, tmp_path) -> dict[str, dict]:
     argv = [
         sys.executable, "-m", "ami", "loadtest",
         "--images", "60", "--inference-delay", "0.1", "--all-faults", "--timeout", "240",
+        # Three lines per image: concurrent enough that the legacy writers show their losses.
+        "--lines-per-result", "3",
         "--json", str(out), "--out", str(tmp_path / "run"),
     ]  # fmt: skip
     done = subprocess.run(argv, env=subprocess_env, capture_output=True, text=True, timeout=1500)
