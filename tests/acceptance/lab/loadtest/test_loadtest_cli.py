@@ -2,7 +2,7 @@
 
 sync and buffered finish the job with exact counters, lose no line (except, under SIGKILL,
 lines still in flight in the killed process), duplicate none, and no fault causes more than
-one error line. The legacy modes show the upstream failure signatures.
+one error line. legacy_json shows the upstream incident: its writers wait on the job row.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ def loadtest_figures(subprocess_env, tmp_path) -> dict[str, dict]:
     argv = [
         sys.executable, "-m", "ami", "loadtest",
         "--images", "60", "--inference-delay", "0.1", "--all-faults", "--timeout", "240",
-        # Three lines per image: concurrent enough that the legacy writers show their losses.
-        "--lines-per-result", "3",
+        "--lines-per-result", "3",  # a chatty pipeline: the log volume the incident had
         "--json", str(out), "--out", str(tmp_path / "run"),
     ]  # fmt: skip
     done = subprocess.run(argv, env=subprocess_env, capture_output=True, text=True, timeout=1500)
@@ -44,6 +43,9 @@ def test_new_backends_survive_every_fault_and_legacy_ones_do_not(loadtest_figure
         assert figures["fault_events"] > 0
     legacy = [loadtest_figures["legacy_json"], loadtest_figures["in_transaction"]]
     assert all(f["counters_exact"] for f in legacy)  # the pipeline itself stays correct
-    # The upstream signatures: lines lost outside any SIGKILL, and job-row lock waits.
-    assert sum(f["lines_lost_otherwise"] for f in legacy) > 0, legacy
+    # The upstream signature that shows in every run: legacy_json's writers wait on the job
+    # row. Its lost lines (concurrent read-modify-write of the JSON column) need concurrent
+    # appends to collide, a matter of chance at this size: 7 of 797 lines in the 742-image
+    # run (docs/benchmarks.md), often none here; printed, not asserted.
     assert loadtest_figures["legacy_json"]["lock_waiter_seconds"] > 0
+    print("legacy lines lost:", [f["lines_lost_otherwise"] for f in legacy])
