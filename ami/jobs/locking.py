@@ -298,12 +298,7 @@ def transition_if_stale(job_id: int, target: JobStatus, cutoff: datetime, reason
     return updated == 1
 
 
-def pending_task_count(job_id: int) -> int:
-    """How many of the job's images still wait for a result. Locks: nothing."""
-    return ImageTask.objects.filter(job_id=job_id, state=TaskState.PENDING).count()
-
-
 def has_pending_tasks(job_id: int) -> bool:
-    """Whether any image of the job still waits for a result (stops at the first one, where
-    `pending_task_count` counts them all). Locks: nothing."""
+    """Whether any image of the job still waits for a result (stops at the first one;
+    `ami.jobs.progress.task_outcomes` counts them). Locks: nothing."""
     return ImageTask.objects.filter(job_id=job_id, state=TaskState.PENDING).exists()

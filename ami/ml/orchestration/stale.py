@@ -11,7 +11,6 @@ from django.utils import timezone
 from ami.jobs.locking import (
     close_stages,
     fold_increments,
-    pending_task_count,
     stale_job_ids,
     transition_if_stale,
 )
@@ -38,8 +37,8 @@ def check_stale_jobs(stale_after: float | None = None) -> list[int]:
     cutoff = timezone.now() - timedelta(seconds=seconds)
     finalized = []
     for job_id in stale_job_ids(cutoff):
-        reason = failure_reason(job_id, seconds)
         outcomes = task_outcomes(job_id)
+        reason = failure_reason(job_id, seconds, outcomes.pending)
         target, reason = (JobStatus.FAILURE, reason) if reason else final_outcome(outcomes)
         fold_increments(job_id, wait=True)  # a final job shows exact counters
         if not transition_if_stale(job_id, target, cutoff, reason):
@@ -59,8 +58,9 @@ def check_stale_jobs(stale_after: float | None = None) -> list[int]:
     return finalized
 
 
-def failure_reason(job_id: int, seconds: float) -> str:
-    """Why a stale job failed, or "" if every one of its images has a result."""
+def failure_reason(job_id: int, seconds: float, pending: int) -> str:
+    """Why a stale job failed, or "" if every one of its images has a result (`pending`:
+    how many of its image tasks are still PENDING)."""
     silence = f"no heartbeat for {seconds:.0f}s"
     status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
     if status == JobStatus.PENDING:
@@ -70,7 +70,6 @@ def failure_reason(job_id: int, seconds: float) -> str:
     ).exists()
     if not collected:
         return f"{silence}; its images were never collected"
-    pending = pending_task_count(job_id)
     if pending:
         return f"{silence}; {pending} images never got a result"
     return ""
