@@ -5,10 +5,6 @@ ones bring a lost task back before the stale-job check would close its job."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import psycopg
 import pytest
 
 from ami.jobs.lifecycle import create_job, start_job
@@ -17,29 +13,12 @@ from ami.jobs.states import JobStatus
 from ami.ml.orchestration import dispatch, nats
 from ami_lab.processes import celery_worker_command
 from ami_lab.supervisor import Supervisor
+from tests.support.locks import blocked_pids, rows_locked
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 VISIBILITY_TIMEOUT = 3  # seconds a task may stay unacknowledged before it is restored
-
-
-@contextmanager
-def job_row_held(database_url: str, job_id: int) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(database_url, autocommit=True) as blocker:
-        blocker.execute("BEGIN")
-        blocker.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", [job_id])
-        yield blocker
-        blocker.execute("ROLLBACK")
-
-
-def waiting_on(blocker: psycopg.Connection) -> list[int]:
-    blocker.execute("SELECT pg_stat_clear_snapshot()")  # the blocker is in a transaction
-    rows = blocker.execute(
-        "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
-        [blocker.info.backend_pid],
-    ).fetchall()
-    return [row[0] for row in rows]
 
 
 def test_a_start_lost_with_its_worker_runs_on_another(
@@ -54,10 +33,10 @@ def test_a_start_lost_with_its_worker_runs_on_another(
     job = create_job(project, pipeline, "lost start")
     assert start_job(job.pk)  # PENDING, and run_job waits in the broker
     with Supervisor(tmp_path / "logs", env) as supervisor:
-        with job_row_held(test_database_url, job.pk) as blocker:
+        with rows_locked(test_database_url, "jobs_job", "id", job.pk) as blocker:
             supervisor.start("host-a", celery_worker_command("jobs", 1, "host-a"))
-            wait_until(lambda: waiting_on(blocker), "run_job to start on host A")
-            orphaned = waiting_on(blocker)
+            wait_until(lambda: blocked_pids(blocker), "run_job to start on host A")
+            orphaned = blocked_pids(blocker)
             supervisor.stop(["host-a"], grace=0)  # the whole host is gone: SIGKILL
             for pid in orphaned:  # its server process would notice the dead client late
                 blocker.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])

@@ -15,8 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -29,6 +27,7 @@ from ami.jobs.states import JobStatus
 from ami.ml.orchestration import dispatch, nats
 from ami.ml.tasks import TRANSIENT_ERRORS
 from ami_lab.servers import SERVERS
+from tests.support.locks import blocked_pids, rows_locked
 from tests.support.ml import reserve_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,37 +93,16 @@ def collected_job(project, pipeline) -> Job:
     return job
 
 
-@contextmanager
-def publication_row_held(database_url: str, job_id: int) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(database_url, autocommit=True) as blocker:
-        blocker.execute("BEGIN")
-        blocker.execute("SELECT 1 FROM ml_taskpublication WHERE job_id = %s FOR UPDATE", [job_id])
-        yield blocker
-        blocker.execute("ROLLBACK")
-
-
-WAITING_ON_THE_ROW = """
-    SELECT pid FROM pg_stat_activity
-    WHERE wait_event_type = 'Lock' AND query LIKE '%ml_taskpublication%'
-"""
-
-
-def waiting_backends(blocker: psycopg.Connection) -> list[int]:
-    # Statistics are read once per transaction, and the blocker is in one: refresh.
-    blocker.execute("SELECT pg_stat_clear_snapshot()")
-    return [row[0] for row in blocker.execute(WAITING_ON_THE_ROW).fetchall()]
-
-
 def end_orphaned_backends(blocker: psycopg.Connection) -> None:
     """End the killed start's server process, which would notice its client's death late."""
-    for pid in waiting_backends(blocker):
+    for pid in blocked_pids(blocker):
         blocker.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
 
 
 def wait_for_start_to_block(blocker: psycopg.Connection) -> None:
     deadline = time.monotonic() + PAUSE_WITHIN
     while True:
-        if waiting_backends(blocker):
+        if blocked_pids(blocker):
             return
         assert time.monotonic() < deadline, "the start never recorded a published chunk"
         time.sleep(0.05)
@@ -164,7 +142,7 @@ def test_nats_stopped_after_some_chunks_resumes_after_the_last_confirmed_one(
 
     port = nats_server.read_state().port
     attempt = threading.Thread(target=first_attempt)
-    with publication_row_held(test_database_url, job.pk) as blocker:
+    with rows_locked(test_database_url, "ml_taskpublication", "job_id", job.pk) as blocker:
         attempt.start()
         wait_for_start_to_block(blocker)  # chunk 1 confirmed by NATS, not yet recorded
         nats_server.stop()
@@ -188,7 +166,7 @@ def test_start_killed_while_publishing_is_resumed_without_loss_or_duplicates(
     project, pipeline, many_images, subprocess_env, test_database_url, chunk, published_before_kill
 ):
     job = collected_job(project, pipeline)
-    with publication_row_held(test_database_url, job.pk) as blocker:
+    with rows_locked(test_database_url, "ml_taskpublication", "job_id", job.pk) as blocker:
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD_START, str(job.pk), str(chunk)],
             env={**subprocess_env, "DJANGO_SETTINGS_MODULE": "ami.settings"},

@@ -9,7 +9,6 @@ import sys
 import threading
 from pathlib import Path
 
-import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -23,6 +22,7 @@ from ami.jobs.states import JobStatus, StageKey, TaskState
 from ami.main.models import Classification, Detection, SourceImage
 from ami.ml.orchestration.results import save_batch
 from ami.ml.schemas import PipelineResult
+from tests.support.locks import blocked_pids, rows_locked
 from tests.support.ml import make_result
 from tests.support.polling import wait_until
 
@@ -122,6 +122,7 @@ django.setup()
 from ami.jobs.locking import fold_increments
 from ami.ml.orchestration.results import save_batch
 from ami.ml.schemas import PipelineResult
+from tests.support.locks import blocked_pids, rows_locked
 from tests.support.ml import make_result
 
 job_id, go = int(sys.argv[1]), Path(sys.argv[2])
@@ -178,17 +179,15 @@ def test_a_busy_folder_folds_what_others_added_meanwhile(project, pipeline, test
     job, images = running_job(project, pipeline, 2)
     save_batch(job.pk, [result(images[0])])
     stage_row = JobStage.objects.get(job=job, key=StageKey.PROCESS).pk
-    with psycopg.connect(test_database_url, autocommit=False) as blocker:
-        blocker.execute("SELECT 1 FROM jobs_jobstage WHERE id = %s FOR UPDATE", [stage_row])
+    with rows_locked(test_database_url, "jobs_jobstage", "id", stage_row) as blocker:
         folder = threading.Thread(target=fold_in_own_connection, args=[job.pk])
         folder.start()
-        wait_until(lambda: blocked_by(blocker), "the folder to wait on the held stage row")
+        wait_until(lambda: blocked_pids(blocker), "the folder to wait on the held stage row")
 
         save_batch(job.pk, [result(images[1])])
         fold_increments(job.pk)  # the folder holds the fold lock: this returns at once
         # Both still there: the folder's delete of the first is not committed yet.
         assert ProgressIncrement.objects.filter(job=job).count() == 2
-        blocker.rollback()
     folder.join(timeout=30)
 
     assert not folder.is_alive()
@@ -201,13 +200,3 @@ def fold_in_own_connection(job_id: int) -> None:
         fold_increments(job_id)
     finally:
         connection.close()
-
-
-def blocked_by(blocker: psycopg.Connection) -> bool:
-    pid = blocker.info.backend_pid
-    # Inside a transaction pg_stat_activity is read once and kept: drop that copy first.
-    blocker.execute("SELECT pg_stat_clear_snapshot()")
-    rows = blocker.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [pid]
-    ).fetchone()
-    return rows[0] > 0

@@ -29,7 +29,8 @@ from ami.jobs.api.log_query import (
     parse_filters,
 )
 from ami.jobs.api.stream import FINAL_OR_GONE, end_position, job_status
-from ami.jobs.models import Job, JobStage
+from ami.jobs.models import Job
+from ami.jobs.progress import read_progress
 from ami.jobs.states import StageKey
 
 BATCH = 1000  # lines per query
@@ -73,14 +74,17 @@ class Command(BaseCommand):
 def summary_line(job_id: int) -> str:
     """`job 12 COMPLETED_WITH_ERRORS: 739 processed, 3 failed of 742 images`, with the
     failure reason if any; "" if the job is not final (or gone)."""
-    job = Job.objects.filter(pk=job_id).only("status", "failure_reason").first()
-    if job is None or not job.is_final:
+    try:
+        progress = read_progress(job_id)
+    except Job.DoesNotExist:
         return ""
-    stage = JobStage.objects.filter(job_id=job_id, key=StageKey.PROCESS).first()
+    if not progress.is_final:
+        return ""
+    stage = progress.stages.get(StageKey.PROCESS)
     processed, failed, total = (stage.processed, stage.failed, stage.total) if stage else (0, 0, 0)
-    reason = f"; {job.failure_reason}" if job.failure_reason else ""
+    reason = f"; {progress.failure_reason}" if progress.failure_reason else ""
     counts = f"{processed} processed, {failed} failed of {total} images"
-    return f"job {job_id} {job.status}: {counts}{reason}"
+    return f"job {job_id} {progress.status}: {counts}{reason}"
 
 
 def _json_line(line: dict) -> str:
