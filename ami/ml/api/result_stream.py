@@ -5,8 +5,8 @@ taxa, per detection). The body is read from the request stream with `ijson`; eac
 validated as soon as it is complete, converted to our small internal payload and staged in
 a spooled temporary file, and only a summary (image, reply subject, pipeline, algorithm
 keys) stays in memory. The caller checks the summaries against the job and queues the
-staged payloads only once the whole body was read and found valid: a bad batch queues
-nothing, and each queued message is one result.
+staged payloads only once the whole body was read and found valid, in chunks read back
+from the file one at a time (`StagedBatch.chunks`): a bad batch queues nothing.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class StagedBatch:
             if chunk and (len(chunk) >= max_results or size + len(line) > max_bytes):
                 yield chunk
                 chunk, size = [], 0
-            chunk.append(json.loads(line)[1])
+            chunk.append(json.loads(line))
             size += len(line)
         if chunk:
             yield chunk
@@ -127,7 +127,7 @@ def _stage_one(batch: StagedBatch, index: int, raw: Any) -> None:
     batch.summaries.append(summarize(index, item))
     if not batch.errors:
         payload = wire.to_internal(item).model_dump(mode="json")
-        batch.payloads.write(json.dumps([item.reply_subject, payload]) + "\n")
+        batch.payloads.write(json.dumps(payload) + "\n")  # the payload holds its reply subject
 
 
 def summarize(index: int, item: wire.TaskResult) -> ResultSummary:
