@@ -230,9 +230,10 @@ LOGGING = {
 
 # -- Job log (docs/logging.md) -----------------------------------------------------------------
 # One setting, like CACHES: {"BACKEND", "OPTIONS", "DUAL_WRITE", "LEVEL", "FLUSH_TIMEOUT",
-# "RETENTION", "RETENTION_INTERVAL"}, built from the environment variables the operator set
-# (JOB_LOG_BACKEND, JOB_LOG_BUFFER_INTERVAL, AMI_JOB_LOG_RETENTION...) and only those: a key
-# left out takes its default in ami/jobs/logging/config.py, a backend option the backend's.
+# "RETENTION", "RETENTION_INTERVAL", "PARTITION"}, built from the environment variables the
+# operator set (JOB_LOG_BACKEND, JOB_LOG_BUFFER_INTERVAL, AMI_JOB_LOG_RETENTION...) and only
+# those: a key left out takes its default in ami/jobs/logging/config.py, a backend option the
+# backend's.
 # Types and ranges: ami/jobs/logging/validation.py (system check and every process's startup).
 JOB_LOGS = job_log_config.from_environ(os.environ)
 
@@ -262,6 +263,11 @@ CELERY_BEAT_SCHEDULE = {
     "check-stale-jobs": {
         "task": "ami.ml.tasks.check_stale_jobs",
         "schedule": JOB_STALE_CHECK_INTERVAL,
+        "options": {"queue": "jobs"},
+    },
+    "prepare-job-log-partitions": {
+        "task": "ami.jobs.tasks.prepare_job_log_partitions",
+        "schedule": 3600.0,
         "options": {"queue": "jobs"},
     },
     "prune-job-logs": {

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from ami.jobs import log_partitions
 from ami.jobs.logging import retention
 from ami.jobs.logging.config import job_logs_setting
 
 
 @shared_task(name="ami.jobs.tasks.prune_job_logs", ignore_result=True)
 def prune_job_logs() -> int:
-    """Apply the job log retention (`JOB_LOGS["RETENTION"]`), then delete orphaned lines."""
+    """Drop the JobLog partitions past retention (`JOB_LOGS["RETENTION"]`), then delete
+    orphaned lines; return how many orphans."""
     setting = job_logs_setting()["RETENTION"]
     age = retention.parse_age(setting) if setting else None
     return retention.apply_retention(age)
+
+
+@shared_task(name="ami.jobs.tasks.prepare_job_log_partitions", ignore_result=True)
+def prepare_job_log_partitions() -> None:
+    """Make the JobLog partitions of this period and the next ones ahead of their jobs."""
+    log_partitions.prepare_ahead()

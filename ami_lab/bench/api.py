@@ -75,18 +75,20 @@ def ensure_job(lines: int) -> Job:
     have = JobLog.objects.filter(job=job).count()
     if have < lines:
         started = time.perf_counter()
-        copy_lines(job.pk, have, lines - have)
+        copy_lines(job, have, lines - have)
         console.print(f"COPY {lines - have:,} lines in {time.perf_counter() - started:.1f} s")
     return job
 
 
-def copy_lines(job_id: int, start: int, count: int) -> None:
+def copy_lines(job: Job, start: int, count: int) -> None:
     rng = random.Random(start)
+    columns = "job_id, job_partition_key, level, message, context"
     with psycopg.connect(settings.DATABASE_URL, autocommit=True) as conn, conn.cursor() as cur:
-        with cur.copy("COPY jobs_joblog (job_id, level, message, context) FROM STDIN") as copy:
+        with cur.copy(f"COPY jobs_joblog ({columns}) FROM STDIN") as copy:
             for i in range(start, start + count):
                 level, message = synthetic_line(rng, i)
-                copy.write_row((job_id, level, message, json.dumps({"image_id": i})))
+                context = json.dumps({"image_id": i})
+                copy.write_row((job.pk, job.log_partition_key, level, message, context))
         cur.execute("ANALYZE jobs_joblog")
 
 
@@ -269,9 +271,9 @@ def emit_lines(job_id: int, prefix: str, count: int) -> dict[str, float]:
         for i in range(count):
             message = f"{prefix} {i}"
             conn.execute(
-                "INSERT INTO jobs_joblog (job_id, level, message, context) "
-                "VALUES (%s, 20, %s, '{}')",
-                [job_id, message],
+                "INSERT INTO jobs_joblog (job_id, job_partition_key, level, message, context) "
+                "SELECT id, log_partition_key, 20, %s, '{}' FROM jobs_job WHERE id = %s",
+                [message, job_id],
             )
             committed[message] = time.perf_counter()
             time.sleep(0.05)

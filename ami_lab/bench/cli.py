@@ -14,6 +14,7 @@ SUITES = {
     "api": "ami_lab.bench.api_command:Command",  # log read path on a job with a million lines
     "batch": "ami_lab.bench.batch:Command",  # server memory while it takes a 150 MB result post
     "convoy": "ami_lab.bench.convoy:Command",  # lock waits of 125 concurrent result tasks
+    "partitions": "ami_lab.bench.partitions:Command",  # JobLog pages and retention at 1M and 10M
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.db import connections
 
 from ami.jobs.logging.backends.base import JobLogBackend
-from ami.jobs.logging.backends.sync import INSERT_SQL, row_params
+from ami.jobs.logging.backends.sync import INSERT_SQL, row_params, with_partition_keys
 from ami.jobs.logging.rows import LogRow
 
 
@@ -20,9 +20,14 @@ class InTransactionBackend(JobLogBackend):
     name = "in_transaction"
 
     def write_rows(self, rows: list[LogRow]) -> None:
-        with connections["default"].cursor() as cursor:
-            for row in rows:
-                cursor.execute(INSERT_SQL, list(row_params(row)))
+        conn = connections["default"]
+
+        def write(keys: dict) -> None:
+            with conn.cursor() as cursor:
+                for row in rows:
+                    cursor.execute(INSERT_SQL, list(row_params(row, keys)))
+
+        with_partition_keys(conn, rows, write)
 
     def release_thread_resources(self) -> None:
         connections["default"].close()

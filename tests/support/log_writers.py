@@ -10,7 +10,13 @@ import time
 
 import psycopg
 
-INSERT = "INSERT INTO jobs_joblog (job_id, level, message, context) VALUES (%s, 20, %s, '{}')"
+# (job id, message): a line with its job's partition key, as the product's writers store it.
+INSERT = (
+    "INSERT INTO jobs_joblog (job_id, level, message, context, job_partition_key) "
+    "SELECT job.id, 20, line.message, '{}', job.log_partition_key "
+    "FROM (VALUES (%s::bigint, %s::text)) AS line (job_id, message) "
+    "JOIN jobs_job AS job ON job.id = line.job_id"
+)
 
 
 def write_mixed_transactions(url: str, job_id: int, writer: int, transactions: int) -> None:

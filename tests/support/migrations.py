@@ -6,6 +6,8 @@ from django.apps.registry import Apps
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from ami.jobs import log_partitions
+
 
 def migrate(target: tuple[str, str]) -> Apps:
     """Migrate `target`'s app to it (every other app at its latest); return the models then."""
@@ -14,6 +16,7 @@ def migrate(target: tuple[str, str]) -> Apps:
     targets = [*others, target]
     executor.migrate(targets)
     executor.loader.build_graph()
+    log_partitions.forget()  # the migration may have dropped partitions or rekeyed jobs
     return executor.loader.project_state(targets).apps
 
 

@@ -262,7 +262,7 @@ class Scope:
 
     def lines(self) -> QuerySet:
         if self.job_id is not None:
-            return JobLog.objects.filter(job_id=self.job_id)
+            return JobLog.objects.of_job(self.job_id)
         return JobLog.objects.filter(job_id__in=self.job_ids)
 
 

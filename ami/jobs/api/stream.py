@@ -112,13 +112,14 @@ def _after(
 
 
 def _held_above(job_id: int, horizon: int) -> bool:
-    return JobLog.objects.filter(job_id=job_id, txid__gte=horizon).exists()
+    return JobLog.objects.of_job(job_id).filter(txid__gte=horizon).exists()
 
 
 def _final_line(job_id: int) -> Cursor | None:
     """Where the job's last line is, once it is committed (the newest lines come first)."""
     row = (
-        JobLog.objects.filter(job_id=job_id, context__has_key=FINAL_LINE_KEY)
+        JobLog.objects.of_job(job_id)
+        .filter(context__has_key=FINAL_LINE_KEY)
         .order_by("-txid", "-id")
         .values("txid", "id")
         .first()

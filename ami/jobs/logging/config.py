@@ -7,8 +7,9 @@ JOB_LOGS = {
     "DUAL_WRITE": False,            # also write the legacy JSON column
     "LEVEL": "INFO",                # lowest level stored, whatever the console's level
     "FLUSH_TIMEOUT": 5.0,           # seconds a flush (task end, shutdown) waits
-    "RETENTION": "90d",             # lines older than this are pruned ("": keep all)
+    "RETENTION": "90d",             # partitions of jobs final for longer are dropped ("": keep all)
     "RETENTION_INTERVAL": 86400.0,  # seconds between retention passes (Celery beat)
+    "PARTITION": "day",             # one JobLog partition per "day" or "week" of job starts
 }
 ```
 
@@ -32,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "FLUSH_TIMEOUT": 5.0,  # seconds
     "RETENTION": "90d",
     "RETENTION_INTERVAL": 86_400.0,  # seconds
+    "PARTITION": "day",
 }
 
 # The operator's environment variables: names kept from before `JOB_LOGS` existed (the load
@@ -43,6 +45,7 @@ ENVIRONMENT: dict[str, str] = {
     "FLUSH_TIMEOUT": "JOB_LOG_FLUSH_TIMEOUT",
     "RETENTION": "AMI_JOB_LOG_RETENTION",
     "RETENTION_INTERVAL": "AMI_JOB_LOG_RETENTION_INTERVAL",
+    "PARTITION": "AMI_JOB_LOG_PARTITION",
 }
 OPTION_ENVIRONMENT: dict[str, str] = {
     "max_message_chars": "JOB_LOG_MAX_MESSAGE_CHARS",

@@ -1,12 +1,12 @@
-"""JobLog retention: delete rows older than an age, beyond the newest N per job, or orphaned.
+"""JobLog retention: whole partitions by age, and rows beyond the newest N per job or orphaned.
 
-Every pass is a series of short statements, each touching at most `batch_size` rows, so
-retention can run while jobs log and a time limit only cuts a pass short, never a statement
-that already ran. The age pass comes first and finds old rows through the BRIN index on
-`created_at` (lines are stamped in roughly physical order, so the old ones sit in a few
-block ranges); the orphan pass walks the table in id ranges. Orphans are lines written for
-a job deleted meanwhile (JobLog.job has no database constraint, see the model). Used by
-`ami prune_job_logs` and, through `apply_retention`, meant for the periodic task.
+The periodic pass (`apply_retention`, Celery beat) drops the partitions whose jobs all
+ended before the retention window (`ami.jobs.log_partitions.drop_expired`: milliseconds a
+partition), then deletes orphans. `ami prune_job_logs` also deletes rows one by one: older
+than an age (found through the BRIN index on `created_at`), beyond the newest N per job.
+Every DELETE pass is a series of short statements, each touching at most `batch_size` rows,
+so it can run while jobs log and a time limit only cuts a pass short. Orphans are lines
+written for a job deleted meanwhile (JobLog.job has no database constraint, see the model).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from ami.jobs import log_partitions
 from ami.jobs.models import Job, JobLog
 
 DEFAULT_BATCH_SIZE = 10_000  # rows per DELETE
@@ -50,12 +51,14 @@ def parse_age(text: str) -> timedelta:
 
 
 def apply_retention(age: timedelta | None, batch_size: int = DEFAULT_BATCH_SIZE) -> int:
-    """The periodic retention: the age pass first (cheap, through the BRIN index), then orphans.
+    """The periodic retention: expired partitions first (cheap), then orphans; return the
+    number of orphans deleted.
 
-    In this order a time limit that interrupts the run still leaves the age pass done.
+    In this order a time limit that interrupts the run still leaves the partitions dropped.
     """
-    deleted = prune_older_than(age, batch_size) if age is not None else 0
-    return deleted + prune_orphans(batch_size)
+    if age is not None:
+        log_partitions.drop_expired(age)
+    return prune_orphans(batch_size)
 
 
 def delete_batched(rows: QuerySet, batch_size: int, dry_run: bool = False) -> int:
@@ -91,7 +94,7 @@ def prune_per_job(keep: int, batch_size: int, dry_run: bool = False) -> int:
     )
     deleted = 0
     for job_id in list(over_cap):
-        lines = JobLog.objects.filter(job_id=job_id)
+        lines = JobLog.objects.of_job(job_id)
         newest = lines.order_by("-txid", "-id").values_list("txid", "id")
         txid, id_ = newest[keep]  # the newest row that goes
         older = lines.filter(Q(txid__lt=txid) | Q(txid=txid, id__lte=id_))

@@ -65,6 +65,7 @@ RULES: dict[str, Rule] = {
     "FLUSH_TIMEOUT": _seconds(0, inclusive=True, high=3600),
     "RETENTION": Rule(lambda v: isinstance(v, str), 'a duration like "90d", or ""'),
     "RETENTION_INTERVAL": _seconds(0, inclusive=False),
+    "PARTITION": Rule(lambda v: v in ("day", "week"), '"day" or "week"'),
 }
 OPTION_RULES: dict[str, Rule] = {
     "max_message_chars": _int_at_least(1),

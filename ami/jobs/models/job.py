@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from django.db import models
+from django.utils import timezone
 
 from ami.jobs.logging import JobLoggerAdapter, job_logger
 from ami.jobs.logging.legacy import MAX_LINES as LEGACY_LOGS_LIMIT
@@ -44,6 +45,10 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Where the job's log lines live: every JobLog row of the job carries this value as its
+    # partition key (ami.jobs.log_partitions). The job's creation time; 1970-01-01, the
+    # legacy partition's key, for jobs created before JobLog was partitioned. Never changes.
+    log_partition_key = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     # The upstream JSON log column, kept for the rollout: {"stdout": [...], "stderr": [...]},
     # newest first. New code writes JobLog rows; see docs/logging.md.
     legacy_logs = models.JSONField(db_column="logs", default=empty_legacy_logs, blank=True)
@@ -83,9 +88,9 @@ class Job(models.Model):
         if limit <= 0:
             return empty_legacy_logs()
         rows = list(
-            self.log_entries.order_by("-txid", "-id").values_list("created_at", "level", "message")[
-                :limit
-            ]
+            self.log_entries.filter(job_partition_key=self.log_partition_key)
+            .order_by("-txid", "-id")
+            .values_list("created_at", "level", "message")[:limit]
         )
         if not rows:
             legacy = self.legacy_logs or {}

@@ -1,12 +1,21 @@
-"""JobLog: one row per job log line, read in `(txid, id)` order (see `ami.jobs.api.horizon`)."""
+"""JobLog: one row per job log line, read in `(txid, id)` order (see `ami.jobs.api.horizon`).
+
+The table is partitioned by `job_partition_key`, the job's `log_partition_key` (migration
+0010, `ami.jobs.log_partitions`). Every row must carry it, and every read of one job's lines
+should name it (`JobLog.objects.of_job`), so that PostgreSQL plans and reads one partition.
+A job's key never changes: this process remembers the keys it looked up.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TypeVar
 
 from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.contrib.postgres.search import SearchVectorField
-from django.db import models
+from django.db import connections, models
 from django.db.models import F, Func, Value
 from django.db.models.functions import Now
 
@@ -33,6 +42,72 @@ class LogWriteTxid(models.Func):
     allowed_default = True
 
 
+T = TypeVar("T")
+
+# job id -> its log partition key, for every job this process wrote or read lines of.
+_partition_keys: dict[int, datetime] = {}
+_PARTITION_KEYS_MAX = 100_000  # forgotten all at once past this; a lookup is one query
+
+
+def remember_partition_key(job_id: int, key: datetime) -> None:
+    if len(_partition_keys) >= _PARTITION_KEYS_MAX:
+        _partition_keys.clear()
+    _partition_keys[job_id] = key
+
+
+def forget_partition_keys() -> None:
+    _partition_keys.clear()
+
+
+def partition_keys(job_ids: Iterable[int], using: str = "default") -> dict[int, datetime]:
+    """The log partition key of each job that exists; one query for those not remembered.
+
+    `using`: the connection to look up on (the log writers use their own, autocommit one).
+    A job created in a transaction not yet committed is found only on that transaction's
+    connection, or in this process's memory if it was created here (`remember`).
+    """
+    wanted = set(job_ids)
+    missing = [job_id for job_id in wanted if job_id not in _partition_keys]
+    if missing:
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                "SELECT id, log_partition_key FROM jobs_job WHERE id = ANY(%s)", [missing]
+            )
+            for job_id, key in cursor.fetchall():
+                remember_partition_key(job_id, key)
+    return {job_id: _partition_keys[job_id] for job_id in wanted if job_id in _partition_keys}
+
+
+class JobLogQuerySet(models.QuerySet):
+    def of_job(self, job_id: int) -> models.QuerySet:
+        """The lines of one job, in its partition only (none if the job does not exist)."""
+        key = partition_keys([job_id], using=self.db).get(job_id)
+        if key is None:
+            return self.none()
+        return self.filter(job_id=job_id, job_partition_key=key)
+
+    def bulk_create(self, objs: Iterable[JobLog], *args, **kwargs) -> list[JobLog]:
+        objs = list(objs)
+        create = super().bulk_create
+        return with_partition_keys(objs, self.db, lambda: create(objs, *args, **kwargs))
+
+
+def with_partition_keys(lines: list[JobLog], using: str, write: Callable[[], T]) -> T:
+    """`write()` once the lines made without `job_partition_key` have it, and their
+    partitions exist (`log_partitions.write_keyed`)."""
+    from ami.jobs import log_partitions  # it imports the models
+
+    unkeyed = [line for line in lines if line.job_partition_key is None]
+
+    def keyed_write(keys: dict[int, datetime]) -> T:
+        for line in unkeyed:
+            line.job_partition_key = keys[line.job_id]
+        return write()
+
+    job_ids = {line.job_id for line in unkeyed}
+    return log_partitions.write_keyed(connections[using], job_ids, keyed_write)
+
+
 class JobLog(models.Model):
     id = models.BigAutoField(primary_key=True)
     # No database constraint: its check would take FOR KEY SHARE on the job row and so wait
@@ -50,8 +125,12 @@ class JobLog(models.Model):
     # Readers page by (txid, id): ids are drawn before commit, so id order alone lets a late
     # commit land behind a reader's cursor; txid order with the horizon cannot (horizon.py).
     txid = models.BigIntegerField(db_default=LogWriteTxid(), editable=False)
-    # Set by the writer, once per line: a retried write stores nothing twice.
-    key = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    # Set by the writer, once per line: a retried write stores nothing twice. Unique with
+    # the partition key (a partitioned table's unique keys include it); a line's retry has
+    # the same job, so the same partition key.
+    key = models.UUIDField(null=True, blank=True, editable=False)
+    # The job's `log_partition_key`: which partition holds the line (see the module doc).
+    job_partition_key = models.DateTimeField(editable=False)
     level = models.PositiveSmallIntegerField(
         default=logging.INFO, help_text="Python logging level number"
     )
@@ -59,8 +138,15 @@ class JobLog(models.Model):
     context = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(db_default=Now())
 
+    objects = JobLogQuerySet.as_manager()
+
     class Meta:
         ordering = ["txid", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "job_partition_key"], name="jobs_joblog_key_partition_key"
+            )
+        ]
         indexes = [
             models.Index(fields=["job", "txid", "id"], name="joblog_job_txid_idx"),
             # Lines arrive roughly in time order: a BRIN index finds old ones for retention
@@ -77,6 +163,10 @@ class JobLog(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.level_name}] {self.message[:80]}"
+
+    def save(self, *args, **kwargs) -> None:
+        using = kwargs.get("using") or "default"
+        with_partition_keys([self], using, lambda: super(JobLog, self).save(*args, **kwargs))
 
     @property
     def level_name(self) -> str:

@@ -29,8 +29,9 @@ def insert(url: str, job_id: int, messages: list[str], context: dict | None = No
     with psycopg.connect(url, autocommit=True) as conn:
         for message in messages:
             conn.execute(
-                "INSERT INTO jobs_joblog (job_id, level, message, context) VALUES (%s, 20, %s, %s)",
-                [job_id, message, json.dumps(context or {})],
+                "INSERT INTO jobs_joblog (job_id, level, message, context, job_partition_key) "
+                "SELECT id, 20, %s, %s, log_partition_key FROM jobs_job WHERE id = %s",
+                [message, json.dumps(context or {}), job_id],
             )
 
 

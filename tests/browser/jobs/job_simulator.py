@@ -21,7 +21,10 @@ UPDATE jobs_jobstage SET failed = failed + 1, status = 'STARTED',
        progress = (processed + failed + 1)::float / total, updated_at = now()
 WHERE job_id = %s AND key = 'process'
 """
-LOG = "INSERT INTO jobs_joblog (job_id, level, message, context) VALUES (%s, %s, %s, %s)"
+LOG = """
+INSERT INTO jobs_joblog (job_id, level, message, context, job_partition_key)
+SELECT id, %s, %s, %s, log_partition_key FROM jobs_job WHERE id = %s
+"""
 FINISH_STAGE = "UPDATE jobs_jobstage SET status = 'SUCCESS' WHERE job_id = %s AND key = %s"
 # The product's rule (ami.jobs.states.final_status_for): failed images make the job end
 # COMPLETED_WITH_ERRORS, not SUCCESS.
@@ -43,9 +46,9 @@ def run_job(url: str, job_id: int, images: int, pause: float, go, done_log: str)
             level = 40 if i % 10 == 9 else 20
             conn.execute(ADVANCE if level == 20 else FAIL, [job_id])
             message = f"Saved image {i}: 2 detections" if level == 20 else f"image {i} failed"
-            conn.execute(LOG, [job_id, level, message, f'{{"image": {i}}}'])
+            conn.execute(LOG, [level, message, f'{{"image": {i}}}', job_id])
             time.sleep(pause)  # the scenario: a job the page watches advance
         for stage in ("process", "results"):
             conn.execute(FINISH_STAGE, [job_id, stage])
         conn.execute(FINISH, {"job": job_id})
-        conn.execute(LOG, [job_id, 20, done_log, "{}"])
+        conn.execute(LOG, [20, done_log, "{}", job_id])

@@ -71,12 +71,12 @@ def test_an_empty_legacy_column_gives_the_empty_shape(job):
 def test_logs_follow_the_order_readers_use_not_id_order(job, test_database_url):
     """A line of a later transaction (higher txid) is newer even with a smaller id."""
     insert = (
-        "INSERT INTO jobs_joblog (job_id, txid, level, message, context) "
-        "VALUES (%s, %s, 20, %s, '{}')"
+        "INSERT INTO jobs_joblog (job_id, txid, level, message, context, job_partition_key) "
+        "SELECT id, %s, 20, %s, '{}', log_partition_key FROM jobs_job WHERE id = %s"
     )
     with psycopg.connect(test_database_url, autocommit=True) as conn:
-        conn.execute(insert, [job.pk, 900, "committed last"])  # smaller id, later transaction
-        conn.execute(insert, [job.pk, 100, "committed first"])
+        conn.execute(insert, [900, "committed last", job.pk])  # smaller id, later transaction
+        conn.execute(insert, [100, "committed first", job.pk])
     assert [line.split("INFO ")[1] for line in job.logs["stdout"]] == [
         "committed last",
         "committed first",

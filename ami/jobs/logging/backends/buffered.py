@@ -8,12 +8,19 @@ the count as a marker line. Lines still queued when the process is SIGKILLed are
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ami.jobs.logging.backends.background import BackgroundWriter
 from ami.jobs.logging.backends.base import JobLogBackend
-from ami.jobs.logging.backends.sync import COLUMNS, TABLE, insert_many, insert_rows_once
+from ami.jobs.logging.backends.sync import (
+    COLUMNS,
+    TABLE,
+    PartitionKeys,
+    insert_many,
+    insert_rows_once,
+    row_params,
+    with_partition_keys,
+)
 from ami.jobs.logging.connection import call_with_reconnect, discard, log_connection
 from ami.jobs.logging.rows import LogRow
 
@@ -28,16 +35,16 @@ def copy_rows(rows: list[LogRow]) -> None:
     """
     conn = log_connection()
 
-    def copy() -> None:
-        conn.ensure_connection()
+    def copy(keys: PartitionKeys) -> None:
         with conn.connection.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
             for row in rows:
-                copy.write_row(
-                    (row.job_id, row.level, row.message, json.dumps(row.context),
-                     row.created_at, row.key_text)
-                )  # fmt: skip
+                copy.write_row(row_params(row, keys))
 
-    call_with_reconnect(conn, copy, retry=lambda: insert_many(conn, rows))
+    def copy_all() -> None:
+        conn.ensure_connection()
+        with_partition_keys(conn, rows, copy)
+
+    call_with_reconnect(conn, copy_all, retry=lambda: insert_many(conn, rows))
 
 
 def close_thread_connection() -> None:

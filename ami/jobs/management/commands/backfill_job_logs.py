@@ -77,7 +77,7 @@ def backfill_job(job_id: int) -> int:
 
 def lines_to_copy(job: Job) -> list[LegacyLine]:
     lines = legacy_lines(job.legacy_logs)
-    first_live = JobLog.objects.filter(job=job).order_by("id").values_list("created_at", flat=True)
+    first_live = JobLog.objects.of_job(job.pk).order_by("id").values_list("created_at", flat=True)
     first_live_at = first_live.first()
     if first_live_at is None:
         return lines

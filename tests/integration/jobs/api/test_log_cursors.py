@@ -22,8 +22,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 HORIZON = 10**6  # above every txid these tests write
 LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
 _INSERT = (
-    "INSERT INTO jobs_joblog (job_id, txid, level, message, context) "
-    "VALUES (%s, %s, %s, 'm', '{}') RETURNING txid, id"
+    "INSERT INTO jobs_joblog (job_id, txid, level, message, context, job_partition_key) "
+    "SELECT id, %s, %s, 'm', '{}', log_partition_key FROM jobs_job WHERE id = %s "
+    "RETURNING txid, id"
 )
 
 rows_strategy = st.lists(
@@ -37,7 +38,7 @@ def insert_rows(job_id: int, rows: list[tuple[int, int]]) -> list[tuple[Cursor, 
     with connection.cursor() as cursor:
         written = []
         for txid, level in rows:
-            cursor.execute(_INSERT, [job_id, txid, level])
+            cursor.execute(_INSERT, [txid, level, job_id])
             written.append((Cursor(*cursor.fetchone()), level))
     return written
 

@@ -131,15 +131,15 @@ def test_one_notification_per_statement_naming_its_jobs(staged_job):
         listen.execute(f"LISTEN {LOG_CHANNEL}")
         listen.execute(f"LISTEN {STATUS_CHANNEL}")
         with psycopg.connect(database_url()) as writer, writer.cursor() as cur:
-            with cur.copy("COPY jobs_joblog (job_id, level, message, context) FROM STDIN") as copy:
+            key = staged_job.log_partition_key  # the other two jobs do not exist: any key
+            columns = "job_id, level, message, context, job_partition_key"
+            with cur.copy(f"COPY jobs_joblog ({columns}) FROM STDIN") as copy:
                 for i in range(300):
-                    copy.write_row((staged_job.pk + i % 3, 20, f"line {i}", "{}"))
+                    copy.write_row((staged_job.pk + i % 3, 20, f"line {i}", "{}", key))
             assert list(listen.notifies(timeout=0.5)) == []  # nothing before the commit
             writer.commit()
-            many_jobs = ",".join(f"({job_id}, 20, 'x', '{{}}')" for job_id in range(2000))
-            cur.execute(
-                f"INSERT INTO jobs_joblog (job_id, level, message, context) VALUES {many_jobs}"
-            )
+            many_jobs = ",".join(f"({job_id}, 20, 'x', '{{}}', %(key)s)" for job_id in range(2000))
+            cur.execute(f"INSERT INTO jobs_joblog ({columns}) VALUES {many_jobs}", {"key": key})
             writer.commit()
         transition(staged_job.pk, JobStatus.STARTED)
         received = list(listen.notifies(timeout=2.0, stop_after=3))
@@ -211,9 +211,9 @@ def test_line_held_above_the_horizon_comes_when_the_older_writer_commits(
         listening()
         with psycopg.connect(database_url()) as older:  # a writer of another job, still open
             older.execute(
-                "INSERT INTO jobs_joblog (job_id, level, message, context)"
-                " VALUES (%s, 20, 'other job', '{}')",
-                [staged_job.pk + 1000],
+                "INSERT INTO jobs_joblog (job_id, level, message, context, job_partition_key)"
+                " VALUES (%s, 20, 'other job', '{}', %s)",
+                [staged_job.pk + 1000, staged_job.log_partition_key],
             )
             line = JobLog.objects.create(job=staged_job, message="committed behind it")
             stream.no_log_for(1.5)  # woken, but the line is above the horizon

@@ -12,6 +12,7 @@ from django.core.management.base import SystemCheckError
 from django.utils import timezone
 
 from ami.jobs.models import Job, JobLog
+from ami.jobs.states import JobStatus
 from ami.jobs.tasks import prune_job_logs
 from tests.support.logs import LOGS_DB, stored_messages
 
@@ -120,21 +121,25 @@ def test_prune_rejects_bad_arguments(args, message):
         call_command("prune_job_logs", *args)
 
 
-def test_periodic_retention_deletes_old_and_orphaned_lines(job, project, job_log_settings):
+def test_periodic_retention_drops_expired_jobs_lines_and_orphans(job, project, job_log_settings):
     job_log_settings(RETENTION="30d")
-    recent = Job.objects.create(project=project, name="recent")
+    long_ago = timezone.now() - timedelta(days=40)
+    expired = Job.objects.create(
+        project=project, name="expired", status=JobStatus.SUCCESS,
+        log_partition_key=long_ago, finished_at=long_ago,
+    )  # fmt: skip
     gone = Job.objects.create(project=project, name="deleted later")
-    make_rows(job, 4, timedelta(days=40))
-    make_rows(recent, 3, timedelta(days=1))
+    make_rows(expired, 4, timedelta(days=40))
+    make_rows(job, 3, timedelta(days=1))
     make_rows(gone, 2, timedelta(days=1))
     gone_id = gone.pk
     Job.objects.filter(pk=gone_id).delete()  # its lines go with it (Django's cascade)
     JobLog.objects.bulk_create(
         JobLog(job_id=gone_id, message="written after the delete") for _ in range(2)
     )
-    assert prune_job_logs.apply().get() == 4 + 2
-    assert JobLog.objects.filter(job=job).count() == 0
-    assert JobLog.objects.filter(job=recent).count() == 3
+    assert prune_job_logs.apply().get() == 2  # orphans; the expired partition went whole
+    assert JobLog.objects.filter(job=expired).count() == 0
+    assert JobLog.objects.filter(job=job).count() == 3
     assert not JobLog.objects.filter(job_id=gone_id).exists()
 
 

@@ -1,8 +1,10 @@
-"""Retention on a real table: the age pass first, through the BRIN index, in bounded
-batches; orphans after, in id ranges; and the admin's level filter without a DISTINCT."""
+"""Retention on a real table: expired partitions first, then orphans in id ranges; the
+command's age pass through the BRIN index in bounded batches; and the admin's level filter
+without a DISTINCT."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -12,6 +14,7 @@ from django.utils import timezone
 
 from ami.jobs.logging import retention
 from ami.jobs.models import Job, JobLog
+from ami.jobs.states import JobStatus
 from tests.support.logs import LOGS_DB
 
 pytestmark = LOGS_DB
@@ -28,23 +31,37 @@ def deletes(queries: CaptureQueriesContext) -> list[str]:
     return [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
 
 
-def test_retention_runs_the_age_pass_first_then_orphans_each_in_bounded_batches(job, project):
+def job_started_ago(project, days: int, status: str = JobStatus.SUCCESS) -> Job:
+    started = timezone.now() - timedelta(days=days)
+    return Job.objects.create(
+        project=project, name=f"{days} days ago", status=status,
+        log_partition_key=started, finished_at=started + timedelta(hours=1),
+    )  # fmt: skip
+
+
+def test_retention_drops_expired_partitions_first_then_orphans_in_bounded_batches(job, project):
+    expired = job_started_ago(project, 45)
+    still_running = job_started_ago(project, 50, JobStatus.STARTED)
     gone = Job.objects.create(project=project, name="deleted")
     gone_id = gone.pk
     gone.delete()
-    make_rows(job.pk, 7, timedelta(days=40))
+    make_rows(expired.pk, 7, timedelta(days=45))
+    make_rows(still_running.pk, 2, timedelta(days=50))
     make_rows(job.pk, 3, timedelta(days=1))
     make_rows(gone_id, 5, timedelta(days=1))
     with CaptureQueriesContext(connection) as queries:
         deleted = retention.apply_retention(timedelta(days=30), batch_size=3)
-    assert deleted == 12
+    assert deleted == 5  # the orphans; the expired job's partition went whole
+    assert not JobLog.objects.filter(job=expired).exists()
+    assert JobLog.objects.filter(job=still_running).count() == 2
     assert JobLog.objects.filter(job=job).count() == 3
     assert not JobLog.objects.filter(job_id=gone_id).exists()
-    statements = deletes(queries)
-    age, orphans = statements[:3], statements[3:]
-    assert all("created_at" in sql and "LIMIT 3" in sql for sql in age)  # 3 + 3 + 1 rows
-    assert orphans and all("NOT EXISTS" in sql for sql in orphans)
-    assert len(orphans) == 3  # 8 rows left after the age pass, 3 id ranges of 3 rows
+    sql = [q["sql"] for q in queries.captured_queries]
+    detach = next(i for i, s in enumerate(sql) if "DETACH PARTITION" in s)
+    orphans = deletes(queries)
+    assert orphans and all("NOT EXISTS" in s for s in orphans)  # id ranges of 3 rows
+    assert len(orphans) == 4  # 10 rows left: 4 ranges
+    assert detach < sql.index(orphans[0])
 
 
 def test_dry_runs_count_without_deleting(job, project):
@@ -74,10 +91,12 @@ def large_log(job) -> int:
     table autovacuum has seen."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {JobLog._meta.db_table} (job_id, level, message, context, created_at) "
-            "SELECT %s, 20, 'line', '{}', now() - interval '100 days' + n * interval '43 seconds' "
+            f"INSERT INTO {JobLog._meta.db_table} "
+            "(job_id, job_partition_key, level, message, context, created_at) "
+            "SELECT %s, %s, 20, 'line', '{}', "
+            "now() - interval '100 days' + n * interval '43 seconds' "
             "FROM generate_series(1, 200000) AS n",
-            [job.pk],
+            [job.pk, job.log_partition_key],
         )
         cursor.execute(f"VACUUM ANALYZE {JobLog._meta.db_table}")
     return 200_000
@@ -88,7 +107,13 @@ def test_the_age_pass_finds_old_rows_through_the_brin_index(large_log):
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + retention.DELETE_OLD, [cutoff, retention.DEFAULT_BATCH_SIZE])
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "joblog_created_brin" in plan, plan
+        scanned = re.findall(r"Bitmap Index Scan on (\w+)", plan)
+        cursor.execute(
+            "SELECT DISTINCT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+            "WHERE c.relname = ANY(%s)",
+            [scanned],
+        )
+        assert [row[0] for row in cursor.fetchall()] == ["brin"], plan
     assert retention.prune_older_than(timedelta(days=90), retention.DEFAULT_BATCH_SIZE) > 0
     assert not JobLog.objects.filter(created_at__lt=cutoff).exists()
 
