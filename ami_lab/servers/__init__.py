@@ -1,7 +1,8 @@
 """Embedded PostgreSQL, NATS and Redis for development and tests.
 
 A server whose URL variable (`DATABASE_URL`, `NATS_URL`, `REDIS_URL`) is set is external:
-it is used as given and no embedded one starts.
+it is used as given and no embedded one starts. NATS is one server, or a JetStream cluster
+(`AMI_NATS_CLUSTER=3`, `ami services up --cluster`; a cluster already running is kept).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 
 from ami_lab.servers.base import EmbeddedServer, ServiceError
-from ami_lab.servers.nats import NatsServer
+from ami_lab.servers.nats import CLUSTER_ENV, NatsCluster, NatsServer
 from ami_lab.servers.paths import run_dir
 from ami_lab.servers.postgres import PostgresServer
 from ami_lab.servers.redis import RedisServer
@@ -25,6 +26,7 @@ __all__ = [
     "down",
     "status",
     "urls",
+    "use_nats_cluster",
     "dev_environment",
     "embedded_environment",
 ]
@@ -32,9 +34,29 @@ __all__ = [
 SECRET_KEY_VAR = "DJANGO_SECRET_KEY"
 SECRET_KEY_FILE = "secret-key"
 
-SERVERS: dict[str, EmbeddedServer] = {
-    server.name: server for server in (PostgresServer(), NatsServer(), RedisServer())
+
+def _nats() -> EmbeddedServer | NatsCluster:
+    """A cluster if `AMI_NATS_CLUSTER` asks for one or one runs already, else one server."""
+    size = int(os.environ.get(CLUSTER_ENV) or 0)
+    if size > 1:
+        return NatsCluster(size)
+    running = NatsCluster()
+    return running if running.read_state() else NatsServer()
+
+
+SERVERS: dict[str, EmbeddedServer | NatsCluster] = {
+    server.name: server for server in (PostgresServer(), _nats(), RedisServer())
 }
+
+
+def use_nats_cluster(size: int) -> None:
+    """Make the embedded NATS a cluster of `size` nodes (refused while one server runs)."""
+    current = SERVERS["nats"]
+    if isinstance(current, NatsCluster):
+        return
+    if current.read_state():
+        raise ServiceError("a single NATS server runs; stop it first: ami services down")
+    SERVERS["nats"] = NatsCluster(size)
 
 
 @dataclass
