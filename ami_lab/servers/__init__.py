@@ -33,6 +33,7 @@ __all__ = [
 
 SECRET_KEY_VAR = "DJANGO_SECRET_KEY"
 SECRET_KEY_FILE = "secret-key"
+REPLICAS_VAR = "AMI_NATS_REPLICAS"
 
 
 def _nats() -> EmbeddedServer | NatsCluster:
@@ -149,9 +150,15 @@ def dev_secret_key() -> str:
 
 
 def dev_environment() -> dict[str, str]:
-    """What a development process needs in its environment: the servers' URLs (see `urls`)
-    and this checkout's secret key. For the lab's commands and the tests."""
-    return {**urls(), SECRET_KEY_VAR: os.environ.get(SECRET_KEY_VAR) or dev_secret_key()}
+    """What a development process needs in its environment: the servers' URLs (see `urls`),
+    this checkout's secret key, and on the embedded NATS cluster a stream copy per node
+    (`AMI_NATS_REPLICAS`, unless set). For the lab's commands and the tests."""
+    env = {**urls(), SECRET_KEY_VAR: os.environ.get(SECRET_KEY_VAR) or dev_secret_key()}
+    cluster = SERVERS["nats"]
+    if isinstance(cluster, NatsCluster) and _external_url(cluster) is None:
+        nodes = len(cluster.nodes)
+        env[REPLICAS_VAR] = os.environ.get(REPLICAS_VAR) or str(nodes)
+    return env
 
 
 def embedded_environment() -> dict[str, str]:
