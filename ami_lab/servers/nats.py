@@ -3,7 +3,8 @@
 A cluster (`NatsCluster`, `ami services up --cluster`) is N nodes on 127.0.0.1, each with its
 own `server_name`, client port, route port and store folder; its URL lists every node's
 client URL, comma-separated, as `NATS_URL` takes them. Its ports are recorded in
-`<run dir>/nats-cluster.json`, so a node restarts where its peers and clients expect it.
+`<run dir>/nats-cluster.json` (kept until purged), so a node, or the whole cluster, starts
+again where its peers and clients expect it.
 """
 
 from __future__ import annotations
@@ -119,12 +120,12 @@ class NatsCluster:
         return self.root or run_dir()
 
     @property
-    def state_file(self) -> Path:
+    def ports_file(self) -> Path:
         return self.base_dir / "nats-cluster.json"
 
     def _ports(self) -> ClusterPorts | None:
         try:
-            return ClusterPorts(**json.loads(self.state_file.read_text()))
+            return ClusterPorts(**json.loads(self.ports_file.read_text()))
         except (FileNotFoundError, ValueError, TypeError):
             return None
 
@@ -148,25 +149,30 @@ class NatsCluster:
         asyncio.run(_jetstream_ping(url))
 
     def read_state(self) -> ServiceState | None:
-        """The first node's pid and port, and every node's URL (None unless launched)."""
+        """The first node's pid and port, and every node's URL; None unless a node was
+        started and not stopped since."""
         ports = self._ports()
-        if ports is None:
+        states = [node.read_state() for node in self.nodes]
+        if ports is None or not any(states):
             return None
-        first = self.nodes[0].read_state()
         url = ",".join(self.url_for(port) for port in ports.client)
-        return ServiceState(pid=first.pid if first else 0, port=ports.client[0], url=url)
+        pid = states[0].pid if states[0] else 0
+        return ServiceState(pid=pid, port=ports.client[0], url=url)
 
     def healthy(self) -> bool:
         return self._ports() is not None and all(node.healthy() for node in self.nodes)
 
-    def start(self) -> ServiceState:
-        """Start every node not running (all of them at first); wait until each answers."""
+    def start(self, port: int | None = None) -> ServiceState:
+        """Start every node not running (all of them at first); wait until each answers.
+
+        The nodes take their recorded ports (`port`, an `EmbeddedServer`'s, is not needed).
+        """
         if self._ports() is None:
             self.base_dir.mkdir(parents=True, exist_ok=True)
             ports = ClusterPorts(
                 [free_port() for _ in range(self.size)], [free_port() for _ in range(self.size)]
             )
-            self.state_file.write_text(json.dumps(asdict(ports)))
+            self.ports_file.write_text(json.dumps(asdict(ports)))
         launched = [
             (node, node.launch(node.client_port)[0]) for node in self.nodes if not node.healthy()
         ]
@@ -179,15 +185,16 @@ class NatsCluster:
         return self.read_state()
 
     def stop(self) -> bool:
-        stopped = [node.stop() for node in self.nodes]
-        self.state_file.unlink(missing_ok=True)
-        return any(stopped)
+        """Stop every node (their ports stay recorded); True if any was running."""
+        return any([node.stop() for node in self.nodes])
 
     def purge(self) -> bool:
+        """Stop every node and delete its data and the recorded ports."""
         nodes = self.nodes
         stopped = self.stop()
         for node in nodes:
             shutil.rmtree(node.home, ignore_errors=True)
+        self.ports_file.unlink(missing_ok=True)
         return stopped
 
     def restart(self) -> ServiceState:

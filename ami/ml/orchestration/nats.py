@@ -70,6 +70,7 @@ __all__ = [
     "consumer_state",
     "create_queue",
     "delete_queue",
+    "disconnect",
     "publish",
     "publish_tasks",
     "reserve",
@@ -188,6 +189,18 @@ def _forget_bridge_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_bridge_after_fork)
+
+
+def disconnect() -> None:
+    """Close this process's NATS connection, if open (the next call opens a new one).
+
+    For a process about to lose its servers on purpose (a test's cluster being stopped):
+    an open connection would keep trying to reconnect to them.
+    """
+    with _bridge_lock:
+        bridge = _bridge
+    if bridge is not None and bridge.client is not None:
+        bridge.run(bridge.client.close(), settings.NATS_REQUEST_TIMEOUT)
 
 
 def _call(coro_fn, *args: Any, timeout: float | None = None) -> Any:

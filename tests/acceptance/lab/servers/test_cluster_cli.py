@@ -42,4 +42,4 @@ def test_up_cluster_env_down(isolated_env):
     down = ami("services", "down", env=isolated_env)
     assert "nats" in down.stdout
     assert not any(pid_alive(pid) for pid in pids)
-    assert not (run_dir / "nats-cluster.json").exists()
+    assert not any((run_dir / f"{node}.json").exists() for node in NODES)

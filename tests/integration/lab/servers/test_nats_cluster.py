@@ -57,6 +57,10 @@ def test_cluster_lifecycle(tmp_path):
         assert cluster.healthy() and cluster.start().url == state.url  # reused as it is
 
         pids = [node.read_state().pid for node in nodes]
+        cluster.stop()
+        assert cluster.read_state() is None
+        assert cluster.start().url == state.url  # the whole cluster again, on its ports
+        pids += [node.read_state().pid for node in nodes]
     finally:
         cluster.purge()
     assert not any(pid_alive(pid) for pid in pids)
@@ -71,4 +75,6 @@ def test_the_switch_or_a_running_cluster_makes_nats_a_cluster(tmp_path, monkeypa
     assert isinstance(servers._nats(), NatsCluster)
     monkeypatch.delenv(CLUSTER_ENV)
     (tmp_path / "nats-cluster.json").write_text('{"client": [1, 2, 3], "route": [4, 5, 6]}')
+    assert isinstance(servers._nats(), NatsServer)  # ports of a stopped cluster: not running
+    (tmp_path / "nats-1.json").write_text('{"pid": 1, "port": 1, "url": "nats://127.0.0.1:1"}')
     assert isinstance(servers._nats(), NatsCluster)  # so `ami services down` stops it

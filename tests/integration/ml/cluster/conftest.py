@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ami.ml.orchestration import nats
 from tests.support.nats_cluster import REPLICAS, heal, running_cluster
 
 
@@ -12,6 +13,7 @@ def nats_cluster(tmp_path_factory):
     """The cluster, started once per module; stopped and deleted at its end."""
     with running_cluster(tmp_path_factory.mktemp("nats-cluster")) as cluster:
         yield cluster
+        nats.disconnect()  # before the nodes stop: no reconnect attempts left running
 
 
 @pytest.fixture
