@@ -158,6 +158,7 @@ DATABASES = {"default": _default_db, "logs": _log_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # -- Messaging --------------------------------------------------------------------------------
+# One NATS server, or a cluster's servers comma-separated (split by nats.server_urls).
 NATS_URL = _required_url("NATS_URL")
 REDIS_URL = _required_url("REDIS_URL")
 # The shared cache: rate-limit counters every web process must see alike.
@@ -245,6 +246,10 @@ NATS_TASK_ACK_WAIT = float(os.environ.get("AMI_NATS_ACK_WAIT", "300"))  # second
 NATS_TASK_MAX_DELIVER = int(os.environ.get("AMI_NATS_MAX_DELIVER", "5"))
 NATS_REQUEST_TIMEOUT = float(os.environ.get("AMI_NATS_REQUEST_TIMEOUT", "5"))  # seconds
 NATS_RESERVE_WAIT = float(os.environ.get("AMI_NATS_RESERVE_WAIT", "1"))  # seconds
+# On a cluster: copies of each job's stream (3 rides out the loss of a node; at most the
+# node count), and how long a call interrupted by a leader election keeps retrying.
+NATS_REPLICAS = int(os.environ.get("AMI_NATS_REPLICAS", "1"))
+NATS_FAILOVER_TIMEOUT = float(os.environ.get("AMI_NATS_FAILOVER_TIMEOUT", "15"))  # seconds
 SERVICE_LOG_RATE = os.environ.get("AMI_SERVICE_LOG_RATE", "600/min")  # log posts per service
 PROCESSING_MAX_BATCH = int(os.environ.get("AMI_PROCESSING_MAX_BATCH", "100"))  # tasks per call
 # A posted batch of results is saved by one Celery task per this many results (or per

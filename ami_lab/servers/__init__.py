@@ -1,7 +1,8 @@
 """Embedded PostgreSQL, NATS and Redis for development and tests.
 
 A server whose URL variable (`DATABASE_URL`, `NATS_URL`, `REDIS_URL`) is set is external:
-it is used as given and no embedded one starts.
+it is used as given and no embedded one starts. NATS is one server, or a JetStream cluster
+(`AMI_NATS_CLUSTER=3`, `ami services up --cluster`; a cluster already running is kept).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 
 from ami_lab.servers.base import EmbeddedServer, ServiceError
-from ami_lab.servers.nats import NatsServer
+from ami_lab.servers.nats import CLUSTER_ENV, NatsCluster, NatsServer
 from ami_lab.servers.paths import run_dir
 from ami_lab.servers.postgres import PostgresServer
 from ami_lab.servers.redis import RedisServer
@@ -25,16 +26,38 @@ __all__ = [
     "down",
     "status",
     "urls",
+    "use_nats_cluster",
     "dev_environment",
     "embedded_environment",
 ]
 
 SECRET_KEY_VAR = "DJANGO_SECRET_KEY"
 SECRET_KEY_FILE = "secret-key"
+REPLICAS_VAR = "AMI_NATS_REPLICAS"
 
-SERVERS: dict[str, EmbeddedServer] = {
-    server.name: server for server in (PostgresServer(), NatsServer(), RedisServer())
+
+def _nats() -> EmbeddedServer | NatsCluster:
+    """A cluster if `AMI_NATS_CLUSTER` asks for one or one runs already, else one server."""
+    size = int(os.environ.get(CLUSTER_ENV) or 0)
+    if size > 1:
+        return NatsCluster(size)
+    running = NatsCluster()
+    return running if running.read_state() else NatsServer()
+
+
+SERVERS: dict[str, EmbeddedServer | NatsCluster] = {
+    server.name: server for server in (PostgresServer(), _nats(), RedisServer())
 }
+
+
+def use_nats_cluster(size: int) -> None:
+    """Make the embedded NATS a cluster of `size` nodes (refused while one server runs)."""
+    current = SERVERS["nats"]
+    if isinstance(current, NatsCluster):
+        return
+    if current.read_state():
+        raise ServiceError("a single NATS server runs; stop it first: ami services down")
+    SERVERS["nats"] = NatsCluster(size)
 
 
 @dataclass
@@ -127,9 +150,15 @@ def dev_secret_key() -> str:
 
 
 def dev_environment() -> dict[str, str]:
-    """What a development process needs in its environment: the servers' URLs (see `urls`)
-    and this checkout's secret key. For the lab's commands and the tests."""
-    return {**urls(), SECRET_KEY_VAR: os.environ.get(SECRET_KEY_VAR) or dev_secret_key()}
+    """What a development process needs in its environment: the servers' URLs (see `urls`),
+    this checkout's secret key, and on the embedded NATS cluster a stream copy per node
+    (`AMI_NATS_REPLICAS`, unless set). For the lab's commands and the tests."""
+    env = {**urls(), SECRET_KEY_VAR: os.environ.get(SECRET_KEY_VAR) or dev_secret_key()}
+    cluster = SERVERS["nats"]
+    if isinstance(cluster, NatsCluster) and _external_url(cluster) is None:
+        nodes = len(cluster.nodes)
+        env[REPLICAS_VAR] = os.environ.get(REPLICAS_VAR) or str(nodes)
+    return env
 
 
 def embedded_environment() -> dict[str, str]:

@@ -52,13 +52,21 @@ class EmbeddedServer:
     name: str = ""
     env_var: str = ""
 
+    def __init__(self, root: Path | None = None) -> None:
+        """`root` holds the server's files; by default the run folder (`run_dir()`)."""
+        self.root = root
+
+    @property
+    def base_dir(self) -> Path:
+        return self.root or run_dir()
+
     @property
     def home(self) -> Path:
-        return run_dir() / self.name
+        return self.base_dir / self.name
 
     @property
     def state_file(self) -> Path:
-        return run_dir() / f"{self.name}.json"
+        return self.base_dir / f"{self.name}.json"
 
     @property
     def log_file(self) -> Path:
@@ -115,7 +123,17 @@ class EmbeddedServer:
         state = self.read_state()
         if state and self.healthy():
             return state
-        if state:
+        process, state = self.launch(port)
+        self._wait_ready(process, state.url)
+        self.after_start(state.url)
+        return state
+
+    def launch(self, port: int | None = None) -> tuple[subprocess.Popen, ServiceState]:
+        """Spawn the server and record its state, without waiting for it to answer.
+
+        `start` waits; a cluster launches all its nodes first, since none answers alone.
+        """
+        if self.read_state():
             self.stop()
         binary = self.binary()
         if not binary.exists():
@@ -138,9 +156,15 @@ class EmbeddedServer:
             )
         state = ServiceState(pid=process.pid, port=port, url=url)
         self.state_file.write_text(json.dumps(asdict(state)))
-        self._wait_ready(process, url)
-        self.after_start(url)
-        return state
+        return process, state
+
+    def wait_ready(self, process: subprocess.Popen) -> None:
+        """Wait until a launched server answers (see `launch`), then run `after_start`."""
+        state = self.read_state()
+        if state is None:
+            raise ServiceError(f"{self.name} exited at start:\n{self.log_tail()}")
+        self._wait_ready(process, state.url)
+        self.after_start(state.url)
 
     def _wait_ready(self, process: subprocess.Popen, url: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT

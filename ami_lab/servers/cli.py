@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ami_lab import servers
+from ami_lab.servers.nats import CLUSTER_SIZE
 
 
 def main(argv: list[str]) -> int:
@@ -19,14 +20,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--purge", action="store_true", help="with down: also delete the servers' data"
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help=f"with up: NATS as a {CLUSTER_SIZE}-node JetStream cluster (docs/operations.md)",
+    )
     args = parser.parse_args(argv)
     if args.action == "down":
         return _down(purge=args.purge)
-    return {"up": _up, "status": _status, "env": _env}[args.action]()
+    if args.action == "up":
+        return _up(cluster=args.cluster)
+    return {"status": _status, "env": _env}[args.action]()
 
 
-def _up() -> int:
+def _up(*, cluster: bool) -> int:
     try:
+        if cluster:
+            servers.use_nats_cluster(CLUSTER_SIZE)
         servers.up()
     except servers.ServiceError as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}")

@@ -6,6 +6,9 @@ and the ack is confirmed by the server (`+ACK` sent as a request, its reply awai
 
 All calls are synchronous (Django views and Celery tasks are); they run on one asyncio loop
 per process, in a background thread that keeps one NATS connection open.
+
+On a cluster (`NATS_URL` lists several servers, comma-separated), every stream is created
+with `NATS_REPLICAS` copies, and every call retries across a leader election (`failover`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
 from nats.js.errors import NotFoundError
 
+from ami.ml.orchestration.failover import NoLeader, definitely_missing, retrying
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -40,6 +45,8 @@ STATUS_HEADER = "Status"
 # Statuses that end a no_wait pull: 404 no messages, 408 request expired, 409 e.g. deleted.
 END_OF_PULL = {"404", "408", "409"}
 NO_RESPONDERS = "503"
+LEADERSHIP_CHANGE = "leadership change"  # a 409's description when the consumer's leader moved
+PROBE_TIMEOUT = 1.0  # seconds: asking whether a queue still exists, between two retries
 DUPLICATE_WINDOW = 3600.0  # seconds the stream remembers a message id
 DEFAULT_PUBLISH_CHUNK = 200  # messages in flight together while publishing
 ASYNC_SIGNALS = {
@@ -63,6 +70,7 @@ __all__ = [
     "consumer_state",
     "create_queue",
     "delete_queue",
+    "disconnect",
     "publish",
     "publish_tasks",
     "reserve",
@@ -86,6 +94,11 @@ class QueueState:
     ack_pending: int
     redelivered: int
     delivered: int
+
+
+def server_urls(value: str) -> list[str]:
+    """The servers of a `NATS_URL`: one URL, or several comma-separated (a cluster)."""
+    return [url.strip() for url in value.split(",") if url.strip()]
 
 
 def _safe(name: str) -> str:
@@ -117,6 +130,7 @@ class _Bridge:
         self.thread = threading.Thread(target=self._serve, daemon=True, name="nats")
         self.thread.start()
         self.client: Client | None = None
+        self.servers: list[str] = []
         self.lock = asyncio.Lock()
 
     def _serve(self) -> None:
@@ -135,14 +149,19 @@ class _Bridge:
             raise NatsTimeoutError from exc
 
     async def connection(self) -> Client:
+        """The open connection; a new one if it was closed or `NATS_URL` changed (tests)."""
+        servers = server_urls(settings.NATS_URL)
         async with self.lock:
+            if self.client is not None and not self.client.is_closed and servers != self.servers:
+                await self.client.close()
             if self.client is None or self.client.is_closed:
                 self.client = await nats.connect(
-                    settings.NATS_URL,
+                    servers,
                     connect_timeout=settings.NATS_REQUEST_TIMEOUT,
                     max_reconnect_attempts=-1,
                     error_cb=_log_error,
                 )
+                self.servers = servers
             return self.client
 
 
@@ -172,9 +191,22 @@ def _forget_bridge_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_bridge_after_fork)
 
 
+def disconnect() -> None:
+    """Close this process's NATS connection, if open (the next call opens a new one).
+
+    For a process about to lose its servers on purpose (a test's cluster being stopped):
+    an open connection would keep trying to reconnect to them.
+    """
+    with _bridge_lock:
+        bridge = _bridge
+    if bridge is not None and bridge.client is not None:
+        bridge.run(bridge.client.close(), settings.NATS_REQUEST_TIMEOUT)
+
+
 def _call(coro_fn, *args: Any, timeout: float | None = None) -> Any:
     bridge = _get_bridge()
     limit = timeout if timeout is not None else settings.NATS_REQUEST_TIMEOUT * 3
+    limit += settings.NATS_FAILOVER_TIMEOUT + settings.NATS_REQUEST_TIMEOUT  # see `failover`
 
     async def call() -> Any:
         return await coro_fn(await bridge.connection(), *args)
@@ -182,8 +214,36 @@ def _call(coro_fn, *args: Any, timeout: float | None = None) -> Any:
     return bridge.run(call(), limit)
 
 
+# -- whether a queue is gone (asked between two retries) ----------------------------------------
+async def _stream_missing(nc: Client, stream: str) -> bool:
+    js = nc.jetstream(timeout=PROBE_TIMEOUT)
+    return await definitely_missing(js.stream_info(stream), NotFoundError)
+
+
+async def _consumer_missing(nc: Client, stream: str, consumer: str) -> bool:
+    js = nc.jetstream(timeout=PROBE_TIMEOUT)
+    return await definitely_missing(js.consumer_info(stream, consumer), NotFoundError)
+
+
+def _ack_target(reply_subject: str) -> tuple[str, str] | None:
+    """(stream, consumer) of an ack subject: `$JS.ACK.<stream>.<consumer>.<7 more>`, or
+    with a domain `$JS.ACK.<domain>.<account>.<stream>.<consumer>...`; None if neither."""
+    tokens = reply_subject.split(".")
+    if tokens[:2] != ["$JS", "ACK"]:
+        return None
+    if len(tokens) == 9:
+        return tokens[2], tokens[3]
+    if len(tokens) >= 11:
+        return tokens[4], tokens[5]
+    return None
+
+
 # -- operations ---------------------------------------------------------------------------------
 async def _create_queue(nc: Client, job_id: int, fresh: bool) -> bool:
+    return await retrying(lambda: _create_queue_once(nc, job_id, fresh), f"create job {job_id}")
+
+
+async def _create_queue_once(nc: Client, job_id: int, fresh: bool) -> bool:
     js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
     if fresh:
         with contextlib.suppress(NotFoundError):
@@ -199,6 +259,7 @@ async def _create_queue(nc: Client, job_id: int, fresh: bool) -> bool:
         retention=api.RetentionPolicy.WORK_QUEUE,
         storage=api.StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW,
+        num_replicas=settings.NATS_REPLICAS,
     )
     await js.add_consumer(
         stream_name(job_id),
@@ -215,6 +276,15 @@ async def _create_queue(nc: Client, job_id: int, fresh: bool) -> bool:
 
 
 async def _publish(nc: Client, job_id: int, payloads: list[dict]) -> int:
+    # A retry publishes the whole chunk again: the stream drops the ids it already holds.
+    return await retrying(
+        lambda: _publish_once(nc, job_id, payloads),
+        f"publish to job {job_id}",
+        gone=lambda: _stream_missing(nc, stream_name(job_id)),
+    )
+
+
+async def _publish_once(nc: Client, job_id: int, payloads: list[dict]) -> int:
     js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
     await asyncio.gather(
         *(
@@ -264,6 +334,20 @@ def publish_chunk() -> int:
 
 
 async def _reserve(nc: Client, job_id: int, count: int) -> list[ReservedTask]:
+    stream, consumer = stream_name(job_id), consumer_name(job_id)
+    try:
+        return await retrying(
+            lambda: _reserve_once(nc, job_id, count),
+            f"reserve from job {job_id}",
+            gone=lambda: _consumer_missing(nc, stream, consumer),
+        )
+    except NoLeader as exc:
+        if await _consumer_missing(nc, stream, consumer):
+            raise TaskQueueGone(f"job {job_id} has no task queue") from exc
+        raise  # no leader for NATS_FAILOVER_TIMEOUT: the caller answers "retry later"
+
+
+async def _reserve_once(nc: Client, job_id: int, count: int) -> list[ReservedTask]:
     # One `no_wait` pull request: the server answers at once with what is available and an
     # end-of-pull status, so no pull request outlives this call and no message is delivered
     # to an inbox nobody reads (it would sit unacked until ack_wait expires).
@@ -280,10 +364,12 @@ async def _reserve(nc: Client, job_id: int, count: int) -> list[ReservedTask]:
             try:
                 msg = await sub.next_msg(timeout=settings.NATS_REQUEST_TIMEOUT)
             except NatsTimeoutError:
+                if not tasks:
+                    raise  # no answer at all (a no_wait pull gets one at once): retried
                 break
             status = (msg.headers or {}).get(STATUS_HEADER)
-            if status == NO_RESPONDERS:
-                raise TaskQueueGone(f"job {job_id} has no task queue")
+            if status == NO_RESPONDERS or (not tasks and _leader_moved(msg)):
+                raise NoLeader(f"job {job_id}: {msg.headers}")  # or the queue is gone
             if status in END_OF_PULL:
                 if status == "409" or (not tasks and _missing(msg)):
                     raise TaskQueueGone(f"job {job_id}: {msg.headers}")
@@ -296,15 +382,27 @@ async def _reserve(nc: Client, job_id: int, count: int) -> list[ReservedTask]:
     return tasks
 
 
+def _leader_moved(msg: Any) -> bool:
+    headers = msg.headers or {}
+    return headers.get(STATUS_HEADER) == "409" and LEADERSHIP_CHANGE in _description(msg)
+
+
+def _description(msg: Any) -> str:
+    return (msg.headers or {}).get("Description", "").lower()
+
+
 def _missing(msg: Any) -> bool:
-    description = (msg.headers or {}).get("Description", "").lower()
+    description = _description(msg)
     return "consumer" in description and "not found" in description
 
 
 async def _consumer_exists(nc: Client, job_id: int) -> None:
     js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
     try:
-        await js.consumer_info(stream_name(job_id), consumer_name(job_id))
+        await retrying(
+            lambda: js.consumer_info(stream_name(job_id), consumer_name(job_id)),
+            f"look up job {job_id}",
+        )
     except NotFoundError as exc:
         raise TaskQueueGone(f"job {job_id} has no task queue") from exc
 
@@ -323,7 +421,16 @@ def ensure_queue_exists(job_id: int) -> None:
 
 
 async def _ack(nc: Client, reply_subject: str) -> None:
-    await nc.request(reply_subject, b"+ACK", timeout=settings.NATS_REQUEST_TIMEOUT)
+    target = _ack_target(reply_subject)
+
+    async def gone() -> bool:
+        return target is None or await _consumer_missing(nc, *target)
+
+    await retrying(
+        lambda: nc.request(reply_subject, b"+ACK", timeout=settings.NATS_REQUEST_TIMEOUT),
+        "ack",
+        gone=gone,
+    )
 
 
 def ack(reply_subject: str) -> None:
@@ -356,7 +463,7 @@ def ack_all(reply_subjects: list[str]) -> None:
 async def _delete(nc: Client, job_id: int) -> bool:
     js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
     try:
-        return await js.delete_stream(stream_name(job_id))
+        return await retrying(lambda: js.delete_stream(stream_name(job_id)), f"delete job {job_id}")
     except NotFoundError:
         return False
 
@@ -369,7 +476,10 @@ def delete_queue(job_id: int) -> bool:
 async def _state(nc: Client, job_id: int) -> QueueState | None:
     js = nc.jetstream(timeout=settings.NATS_REQUEST_TIMEOUT)
     try:
-        info = await js.consumer_info(stream_name(job_id), consumer_name(job_id))
+        info = await retrying(
+            lambda: js.consumer_info(stream_name(job_id), consumer_name(job_id)),
+            f"state of job {job_id}",
+        )
     except NotFoundError:
         return None
     return QueueState(

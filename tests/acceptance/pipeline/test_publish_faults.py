@@ -22,7 +22,7 @@ JOB_LIMIT = 180.0  # seconds for the whole job, NATS outage and Celery backoff i
 
 @pytest.fixture
 def stack_extra_env() -> dict[str, str]:
-    return {"AMI_NATS_REQUEST_TIMEOUT": "1"}
+    return {"AMI_NATS_REQUEST_TIMEOUT": "1", "AMI_NATS_FAILOVER_TIMEOUT": "0"}
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ def nats_server():
 @pytest.fixture
 def fast_nats(settings):
     settings.NATS_REQUEST_TIMEOUT = 1.0
+    settings.NATS_FAILOVER_TIMEOUT = 0.0  # NATS down fails the call at once (no election)
     settings.NATS_PUBLISH_CHUNK = 10
     return settings
 

@@ -11,6 +11,8 @@ import redis
 from django.conf import settings
 from django.db import connections
 
+from ami.ml.orchestration.nats import server_urls
+
 
 @pytest.mark.django_db(databases=["default", "logs"])
 def test_postgres_answers_on_both_aliases():
@@ -33,7 +35,7 @@ def test_log_alias_is_autocommit_with_lock_timeout():
 
 def test_nats_jetstream_round_trip():
     async def round_trip() -> bytes:
-        nc = await nats.connect(settings.NATS_URL)
+        nc = await nats.connect(server_urls(settings.NATS_URL))  # one, or a cluster's
         js = nc.jetstream()
         stream = f"smoke_{uuid.uuid4().hex[:8]}"
         await js.add_stream(name=stream, subjects=[f"{stream}.>"])
