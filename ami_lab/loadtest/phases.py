@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import nats
 import psycopg
 
-from ami.ml.orchestration.nats import stream_name
+from ami.ml.orchestration.nats import server_urls, stream_name
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class PhaseWatcher:
             # reconnect settings apply to it): bound the whole attempt instead.
             self._client = await asyncio.wait_for(
                 nats.connect(
-                    self.nats_url,
+                    server_urls(self.nats_url),
                     allow_reconnect=False,
                     connect_timeout=NATS_QUERY_TIMEOUT,
                     error_cb=ignore,
