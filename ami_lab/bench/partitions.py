@@ -24,7 +24,7 @@ import os
 import random
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,7 +33,7 @@ import psycopg
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from rich.console import Console
 
@@ -56,9 +56,16 @@ class Layout:
     days: int
     jobs_per_day: int
 
-    def __post_init__(self) -> None:
-        if self.days < 3:
-            raise ValueError("--days must be at least 3 (two retention passes and a last day)")
+
+def checkpoints(lines: int, first: int, layout: Layout) -> list[int]:
+    """The line counts measured at; each checkpoint retires two days (one dropped, one
+    deleted), and the last day must stay."""
+    points = sorted({min(first, lines), lines})
+    if layout.days < 2 * len(points) + 1:
+        raise CommandError(
+            f"--days must be at least {2 * len(points) + 1} for {len(points)} checkpoints"
+        )
+    return points
 
 
 def make_jobs(layout: Layout, now: datetime) -> list[Job]:
@@ -78,6 +85,8 @@ def make_jobs(layout: Layout, now: datetime) -> list[Job]:
                 )
             )  # fmt: skip
     jobs = Job.objects.bulk_create(jobs)
+    # Partitions older than these jobs (the empty legacy one, earlier runs') go first.
+    log_partitions.drop_expired(timedelta(days=layout.days + 1), now=now)
     log_partitions.ensure({job.log_partition_key for job in jobs}, connection)
     return jobs
 
@@ -151,22 +160,26 @@ def wal_bytes_and_ms(action) -> tuple[object, float, int]:
 
 
 def retention_figures(now: datetime, oldest_day: int) -> dict:
-    """Drop the partition of the day `oldest_day` days ago; then, the old way, DELETE the
-    lines of the day after it; then a pass with nothing to drop."""
+    """Drop the partition of the day `oldest_day` days ago (the oldest one left); then, the
+    old way, DELETE the lines of the day after it; then a pass with nothing to drop. The
+    partition the DELETE emptied is dropped last, untimed, so the next checkpoint's drop is
+    again one day."""
     window = timedelta(days=oldest_day - 1)
+    oldest = log_partitions.partitions(connection)[0]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM jobs_joblog WHERE job_partition_key < %s", [
-            now - window
-        ])  # fmt: skip
+        cursor.execute(f"SELECT count(*) FROM {oldest.name}")
         rows_in_day = cursor.fetchone()[0]
     dropped, drop_ms, drop_wal = wal_bytes_and_ms(
         lambda: log_partitions.drop_expired(window, now=now)
     )
-    delete_before = now - timedelta(days=oldest_day - 2)
+    day_after = now - timedelta(days=oldest_day - 2)  # lines before it: the next day's
     deleted, delete_ms, delete_wal = wal_bytes_and_ms(
-        lambda: retention.prune_older_than(now - delete_before, retention.DEFAULT_BATCH_SIZE)
+        lambda: retention.prune_older_than(
+            datetime.now(UTC) - day_after, retention.DEFAULT_BATCH_SIZE
+        )
     )
     empty, empty_ms, _ = wal_bytes_and_ms(lambda: log_partitions.drop_expired(window, now=now))
+    log_partitions.drop_expired(timedelta(days=oldest_day - 2), now=now)
     return {
         "drop_one_day": {
             "partitions": dropped.dropped, "rows": rows_in_day, "ms": round(drop_ms, 1),
@@ -180,11 +193,19 @@ def retention_figures(now: datetime, oldest_day: int) -> dict:
 
 
 def checkpoint(client: httpx.Client, target: Job, now: datetime, oldest_day: int) -> dict:
+    parts = log_partitions.partitions(connection)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM jobs_joblog")
         lines = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT sum(pg_table_size(c.oid)), sum(pg_indexes_size(c.oid)) FROM pg_class c "
+            "WHERE c.relname = ANY(%s)",
+            [[p.name for p in parts]],
+        )
+        heap, indexes = cursor.fetchone()
     return {
         "lines": lines,
+        "bytes_per_line": {"heap": round(heap / lines), "indexes": round(indexes / lines)},
         "partitions": len(log_partitions.partitions(connection)),
         "newest_100_server": server_side_newest_page(target),
         **http_pages(client, target),
@@ -194,13 +215,14 @@ def checkpoint(client: httpx.Client, target: Job, now: datetime, oldest_day: int
 
 def run(lines: int, first_checkpoint: int, layout: Layout) -> dict:
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    points = checkpoints(lines, first_checkpoint, layout)
     call_command("migrate", verbosity=0)
     now = datetime.now(UTC)
     jobs = make_jobs(layout, now)
     target = jobs[-1]  # started on the last day
     user, _ = get_user_model().objects.get_or_create(username=BENCH_USER)
     target.project.members.add(user)
-    figures: dict = {"layout": layout.__dict__, "checkpoints": []}
+    figures: dict = {"layout": asdict(layout), "checkpoints": []}
     env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL}
     log_path = Path(settings.MEDIA_ROOT).parent / "bench-partitions-uvicorn.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +231,7 @@ def run(lines: int, first_checkpoint: int, layout: Layout) -> dict:
         uvicorn_server(env, log_path) as (base, _pid),
         httpx.Client(base_url=base, cookies=session_cookies(target), timeout=300) as client,
     ):
-        for step, goal in enumerate(sorted({min(first_checkpoint, lines), lines})):
+        for step, goal in enumerate(points):
             # The jobs of the days the previous checkpoints' retention left.
             first_day = now - timedelta(days=layout.days - 2 * step)
             live = [job for job in jobs if job.log_partition_key >= first_day]
@@ -229,7 +251,8 @@ def print_figures(figures: dict) -> None:
         drop = point["retention"]["drop_one_day"]
         delete = point["retention"]["delete_one_day_batched"]
         console.print(
-            f"[bold]{point['lines']:,} lines, {point['partitions']} partitions[/bold]\n"
+            f"[bold]{point['lines']:,} lines, {point['partitions']} partitions[/bold], "
+            f"bytes per line {point['bytes_per_line']}\n"
             f"  newest 100, server: plan {server['planning_ms_p50']} ms + run "
             f"{server['execution_ms_p50']} ms, partitions touched {server['partitions_touched']}\n"
             f"  newest 100, HTTP p50 {point['newest 100 (HTTP)']['p50_ms']} ms; deep page "
@@ -248,7 +271,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--lines", type=int, default=10_000_000, help="lines at the end")
         parser.add_argument("--checkpoint", type=int, default=1_000_000, help="first checkpoint")
-        parser.add_argument("--days", type=int, default=20, help="days of jobs (>= 3)")
+        parser.add_argument("--days", type=int, default=20, help="days of jobs (>= 5)")
         parser.add_argument("--jobs-per-day", type=int, default=100)
         parser.add_argument("--json", dest="json_path", help="also write the figures here")
 

@@ -8,9 +8,10 @@ all sit in one partition, and every read names the key, so a read touches one pa
 The old table becomes the legacy partition, `jobs_joblog_legacy`, for keys before
 1970-01-02: every line it holds and every job created before this migration have the key
 1970-01-01 (migrations 0008 and 0009). It is attached in place, in one short transaction:
-its indexes are renamed and attached to the parent's (same definitions), its primary key
-and write-key constraint move to the indexes 0009 built, and the bound check validated in
-0009 spares the scan. Dropping it later is an ordinary retention drop.
+its indexes are renamed and attached to the parent's (same definitions; the readers' index
+is the one with the key 0009 built, the old one is dropped), its primary key and write-key
+constraint move to the indexes 0009 built, and the bound check validated in 0009 spares
+the scan. Dropping it later is an ordinary retention drop.
 
 Django's state keeps `id` as the primary key (the admin and the ORM look rows up by id);
 the database's key is (id, job_partition_key), as PostgreSQL requires of a partitioned
@@ -22,7 +23,6 @@ partitions.
 from django.db import migrations, models
 
 INDEXES = {  # the name on the parent (Django's) -> the name on the legacy partition
-    "joblog_job_txid_idx": "jobs_joblog_legacy_job_txid",
     "joblog_created_brin": "jobs_joblog_legacy_created_brin",
     "joblog_message_words_gin": "jobs_joblog_legacy_words_gin",
     "joblog_context_gin": "jobs_joblog_legacy_context_gin",
@@ -39,6 +39,7 @@ REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION jobs_jobl
 
 PARTITION = f"""
 ALTER TABLE jobs_joblog RENAME TO jobs_joblog_legacy;
+DROP INDEX joblog_job_txid_idx;  -- 0009 built its successor, with the partition key
 {RENAME_INDEXES}
 DROP TRIGGER jobs_joblog_notify ON jobs_joblog_legacy;
 ALTER TABLE jobs_joblog_legacy
@@ -61,7 +62,7 @@ CREATE TABLE jobs_joblog (
     CONSTRAINT jobs_joblog_pkey PRIMARY KEY (id, job_partition_key),
     CONSTRAINT jobs_joblog_key_partition_key UNIQUE (key, job_partition_key)
 ) PARTITION BY RANGE (job_partition_key);
-CREATE INDEX joblog_job_txid_idx ON jobs_joblog (job_id, txid, id);
+CREATE INDEX joblog_job_key_txid_idx ON jobs_joblog (job_id, job_partition_key, txid, id);
 CREATE INDEX joblog_created_brin ON jobs_joblog USING brin (created_at);
 CREATE INDEX joblog_message_words_gin ON jobs_joblog
     USING gin (to_tsvector('simple'::regconfig, message));
@@ -75,7 +76,8 @@ ALTER TABLE jobs_joblog_legacy DROP CONSTRAINT jobs_joblog_legacy_bound;
 """
 
 LEGACY_INDEXES = f"""
-CREATE INDEX {INDEXES["joblog_job_txid_idx"]} ON jobs_joblog_legacy (job_id, txid, id);
+CREATE INDEX jobs_joblog_legacy_job_key_txid ON jobs_joblog_legacy
+    (job_id, job_partition_key, txid, id);
 CREATE INDEX {INDEXES["joblog_created_brin"]} ON jobs_joblog_legacy USING brin (created_at);
 CREATE INDEX {INDEXES["joblog_message_words_gin"]} ON jobs_joblog_legacy
     USING gin (to_tsvector('simple'::regconfig, message));
@@ -103,6 +105,7 @@ INSERT INTO jobs_joblog_legacy SELECT * FROM jobs_joblog;
 DROP TABLE jobs_joblog;
 ALTER TABLE jobs_joblog_legacy RENAME TO jobs_joblog;
 {RESTORE_INDEX_NAMES}
+CREATE INDEX joblog_job_txid_idx ON jobs_joblog (job_id, txid, id);
 UPDATE jobs_joblog SET job_partition_key = '1970-01-01 00:00:00+00';
 ALTER TABLE jobs_joblog
     ALTER COLUMN job_partition_key SET DEFAULT '1970-01-01 00:00:00+00',
@@ -136,6 +139,14 @@ class Migration(migrations.Migration):
                     model_name="joblog",
                     name="key",
                     field=models.UUIDField(blank=True, editable=False, null=True),
+                ),
+                migrations.RemoveIndex(model_name="joblog", name="joblog_job_txid_idx"),
+                migrations.AddIndex(
+                    model_name="joblog",
+                    index=models.Index(
+                        fields=["job", "job_partition_key", "txid", "id"],
+                        name="joblog_job_key_txid_idx",
+                    ),
                 ),
                 migrations.AddConstraint(
                     model_name="joblog",

@@ -114,7 +114,8 @@ class JobLog(models.Model):
     # behind anyone holding that row FOR UPDATE, and logging must never wait on the job row.
     # Deleting a job still deletes its lines (Django's cascade, one DELETE by job_id);
     # a line written for a job deleted meanwhile is an orphan that prune_job_logs removes.
-    # No separate index either: the (job, txid, id) index serves every lookup by job.
+    # No separate index either: the (job, job_partition_key, txid, id) index serves every
+    # lookup by job.
     job = models.ForeignKey(
         "jobs.Job",
         on_delete=models.CASCADE,
@@ -148,7 +149,11 @@ class JobLog(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["job", "txid", "id"], name="joblog_job_txid_idx"),
+            # A job's lines in the readers' order. The partition key is in it, not only
+            # filtered: a job's lines share it, and the planner would misjudge the filter.
+            models.Index(
+                fields=["job", "job_partition_key", "txid", "id"], name="joblog_job_key_txid_idx"
+            ),
             # Lines arrive roughly in time order: a BRIN index finds old ones for retention
             # at a tiny fraction of a btree's size and write cost.
             BrinIndex(fields=["created_at"], name="joblog_created_brin"),
