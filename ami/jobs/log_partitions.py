@@ -32,8 +32,9 @@ import bisect
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -258,6 +259,9 @@ class RetentionPass:
     kept_for_jobs: list[str]  # old enough, but a job in it is still live
     busy: list[str]  # could not be detached within lock_timeout; next pass
     lease_taken: bool = True  # False: another runner holds the lease, nothing done
+    # name -> milliseconds of its DETACH (what other sessions could notice) and its DROP
+    # (removing the files: the detached table is no one else's by then)
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def drop_expired(retention: timedelta, now: datetime | None = None) -> RetentionPass:
@@ -293,14 +297,20 @@ def _retire(cursor, part: Partition, cutoff: datetime, result: RetentionPass) ->
             return
     cursor.execute(f"SET lock_timeout = '{DDL_LOCK_TIMEOUT}'")
     mode = "FINALIZE" if part.detach_pending else "CONCURRENTLY"
+    started = time.perf_counter()
     try:
         cursor.execute(f"ALTER TABLE {PARENT} DETACH PARTITION {part.name} {mode}")
     except OperationalError as exc:  # lock_timeout: readers or writers held it too long
         logger.warning("JobLog partition %s not detached (%s); next pass", part.name, exc)
         result.busy.append(part.name)
         return
+    detached = time.perf_counter()
     cursor.execute(f"DROP TABLE {part.name}")
     result.dropped.append(part.name)
+    result.timings[part.name] = {
+        "detach_ms": round((detached - started) * 1000, 1),
+        "drop_ms": round((time.perf_counter() - detached) * 1000, 1),
+    }
     logger.info("dropped JobLog partition %s", part.name)
 
 

@@ -183,7 +183,7 @@ def retention_figures(now: datetime, oldest_day: int) -> dict:
     return {
         "drop_one_day": {
             "partitions": dropped.dropped, "rows": rows_in_day, "ms": round(drop_ms, 1),
-            "wal_kB": round(drop_wal / 1024, 1),
+            "wal_kB": round(drop_wal / 1024, 1), "steps": dropped.timings,
         },
         "delete_one_day_batched": {
             "rows": deleted, "ms": round(delete_ms, 1), "wal_kB": round(delete_wal / 1024, 1),
@@ -257,7 +257,8 @@ def print_figures(figures: dict) -> None:
             f"{server['execution_ms_p50']} ms, partitions touched {server['partitions_touched']}\n"
             f"  newest 100, HTTP p50 {point['newest 100 (HTTP)']['p50_ms']} ms; deep page "
             f"p50 {point['deep page (HTTP)']['p50_ms']} ms\n"
-            f"  drop one day ({drop['rows']:,} rows): {drop['ms']} ms, {drop['wal_kB']} kB WAL"
+            f"  drop one day ({drop['rows']:,} rows): {drop['ms']} ms {drop['steps']}, "
+            f"{drop['wal_kB']} kB WAL"
             f" | DELETE one day ({delete['rows']:,} rows): {delete['ms']} ms, "
             f"{delete['wal_kB']} kB WAL\n"
             f"  empty retention pass: {point['retention']['empty_pass']['ms']} ms"
@@ -271,8 +272,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--lines", type=int, default=10_000_000, help="lines at the end")
         parser.add_argument("--checkpoint", type=int, default=1_000_000, help="first checkpoint")
-        parser.add_argument("--days", type=int, default=20, help="days of jobs (>= 5)")
-        parser.add_argument("--jobs-per-day", type=int, default=100)
+        # 100 days: the default retention's span (90 days), so 10M lines make days of 100k
+        # lines, the size of a busy day in the trials.
+        parser.add_argument("--days", type=int, default=100, help="days of jobs (>= 5)")
+        parser.add_argument("--jobs-per-day", type=int, default=20)
         parser.add_argument("--json", dest="json_path", help="also write the figures here")
 
     def handle(self, *args, lines, checkpoint, days, jobs_per_day, json_path, **options) -> None:
