@@ -63,6 +63,13 @@ class Command(BaseCommand):
         for r in results:
             r.ratio_to_raw_copy = round(r.lines_per_s / raw.lines_per_s, 3) if raw else None
         render(results, console)
+        ceiling = next((r for r in results if r.mode == "raw_insert"), None)
+        sync = next((r for r in results if r.mode == "sync"), None)
+        if ceiling and sync:
+            console.print(
+                f"sync / raw_insert: {sync.lines_per_s / ceiling.lines_per_s:.2f}x the rate, "
+                f"{sync.p99_ms / ceiling.p99_ms:.2f}x the p99"
+            )
         if options["json"]:
             options["json"].write_text(json.dumps([asdict(r) for r in results], indent=2))
             console.print(f"figures written to {options['json']}")

@@ -3,8 +3,9 @@
 Prints "ready" once set up, waits for a line on stdin, writes its lines, flushes, and prints
 one JSON object: start and end (epoch seconds) and every emit's latency in microseconds.
 Each line's context carries `writer` and `seq`, so a test can check order and completeness.
-Modes: a backend name (through the real `job.logger`), `seed` (the upstream emit) and
-`raw_copy` (COPY in batches, no logging machinery: the baseline).
+Modes: a backend name (through the real `job.logger`), `seed` (the upstream emit),
+`raw_copy` (COPY in batches, no logging machinery: the baseline) and `raw_insert` (one
+prepared autocommit INSERT per line with psycopg, no logging machinery: `sync`'s ceiling).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import django
 from ami_lab.upstream import backend_setting
 
 RAW_COPY_BATCH = 1000  # lines per COPY in the baseline
-SEED_MODE, RAW_COPY_MODE = "seed", "raw_copy"
+SEED_MODE, RAW_COPY_MODE, RAW_INSERT_MODE = "seed", "raw_copy", "raw_insert"
+RAW_MODES = (RAW_COPY_MODE, RAW_INSERT_MODE)
 
 
 def message(tag: int, seq: int) -> str:
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, required=True)
     parser.add_argument("--tag", type=int, required=True)
     args = parser.parse_args(argv)
-    if args.mode not in (SEED_MODE, RAW_COPY_MODE):
+    if args.mode not in (SEED_MODE, *RAW_MODES):
         os.environ["JOB_LOG_BACKEND"] = backend_setting(args.mode)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ami.settings")
     django.setup()
@@ -68,6 +70,8 @@ def make_emitter(
     logging.getLogger("ami.jobs.seed").propagate = False
     if mode == RAW_COPY_MODE:
         return _raw_copy_emitter(job_id, tag, lines)
+    if mode == RAW_INSERT_MODE:
+        return _raw_insert_emitter(job_id, tag)
     if mode == SEED_MODE:
         from ami_lab.upstream.seed_emit import seed_job_logger
 
@@ -97,6 +101,26 @@ def _raw_copy_emitter(
             pending.clear()
 
     return emit, (lambda: None)
+
+
+def _raw_insert_emitter(job_id: int, tag: int) -> tuple[Callable[[int], None], Callable[[], None]]:
+    import psycopg
+    from django.conf import settings
+
+    from ami.jobs.models import Job
+
+    key = Job.objects.values_list("log_partition_key", flat=True).get(pk=job_id)
+    conn = psycopg.connect(settings.DATABASE_URL, autocommit=True)
+    sql = (
+        "INSERT INTO jobs_joblog (job_id, job_partition_key, level, message, context) "
+        "VALUES (%s, %s, 20, %s, %s)"
+    )
+
+    def emit(seq: int) -> None:
+        context = json.dumps({"writer": tag, "seq": seq})
+        conn.execute(sql, (job_id, key, message(tag, seq), context), prepare=True)
+
+    return emit, conn.close
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-BENCH_MODES = ("raw_copy", "sync", "buffered", "legacy_json", "in_transaction", "seed")
+BENCH_MODES = (
+    "raw_copy", "raw_insert", "sync", "buffered", "legacy_json", "in_transaction", "seed",
+)  # fmt: skip
 JSON_COLUMN_MODES = ("legacy_json", "seed")  # store into the capped JSON column
 WRITER_MODULE = "ami_lab.bench.logs.writer"
 UPDATER_MODULE = "ami_lab.bench.logs.updater"

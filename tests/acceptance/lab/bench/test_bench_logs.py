@@ -29,6 +29,7 @@ def test_bench_logs_reports_every_mode(subprocess_env, tmp_path):
             assert row["stored"] == row["emitted"], mode
     assert results["raw_copy"]["ratio_to_raw_copy"] == 1
     assert "Job log write backends" in done.stdout
+    assert "sync / raw_insert:" in done.stdout  # sync against its own ceiling (issue 14)
 
 
 @pytest.mark.django_db(transaction=True)
