@@ -16,8 +16,17 @@ from django.test import override_settings
 from ami.jobs.models import Job
 from ami.main.models import Project, SourceImage
 from ami.ml.models import Algorithm, Pipeline
+from tests.support import flush
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.asgi_server"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_by_delete():
+    """Transactional tests end with DELETEs instead of a TRUNCATE (tests/support/flush.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flush.DatabaseOperations, "sql_flush", flush.sql_flush_by_delete)
+        yield
 
 
 @pytest.fixture
