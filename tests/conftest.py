@@ -16,8 +16,24 @@ from django.test import override_settings
 from ami.jobs.models import Job
 from ami.main.models import Project, SourceImage
 from ami.ml.models import Algorithm, Pipeline
+from tests.support import flush, passwords
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.asgi_server"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_by_delete():
+    """Transactional tests end with DELETEs instead of a TRUNCATE (tests/support/flush.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flush.DatabaseOperations, "sql_flush", flush.sql_flush_by_delete)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Users' passwords hashed with one PBKDF2 iteration (tests/support/passwords.py)."""
+    with override_settings(PASSWORD_HASHERS=passwords.HASHERS):
+        yield
 
 
 @pytest.fixture

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 
 from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
@@ -121,9 +123,14 @@ min => document.querySelector('.stage[data-stage="process"] .stage-bar').value >
 
 def test_a_long_log_opens_on_the_newest_page_and_pages_back(asgi_server, page, running_job):
     base, _ = asgi_server
-    JobLog.objects.bulk_create(
-        (JobLog(job=running_job, message=f"line {i}") for i in range(100_000)), batch_size=10_000
-    )
+    # "line 0" .. "line 99999" in one statement, in id order: as the ORM's bulk_create of
+    # 100,000 objects would store them, in 2-3 s instead of ~20 s.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {JobLog._meta.db_table} (job_id, level, message, context)"
+            " SELECT %s, %s, 'line ' || i, '{}' FROM generate_series(0, 99999) AS i ORDER BY i",
+            [running_job.pk, logging.INFO],
+        )
     transition(running_job.pk, JobStatus.SUCCESS)
     sign_in(page, base, f"/jobs/{running_job.pk}/")
     page.wait_for_selector("text=log complete", timeout=WAIT_MS)
