@@ -127,9 +127,10 @@ def test_a_long_log_opens_on_the_newest_page_and_pages_back(asgi_server, page, r
     # 100,000 objects would store them, in 2-3 s instead of ~20 s.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {JobLog._meta.db_table} (job_id, level, message, context)"
-            " SELECT %s, %s, 'line ' || i, '{}' FROM generate_series(0, 99999) AS i ORDER BY i",
-            [running_job.pk, logging.INFO],
+            f"INSERT INTO {JobLog._meta.db_table} "
+            "(job_id, job_partition_key, level, message, context)"
+            " SELECT %s, %s, %s, 'line ' || i, '{}' FROM generate_series(0, 99999) AS i ORDER BY i",
+            [running_job.pk, running_job.log_partition_key, logging.INFO],
         )
     transition(running_job.pk, JobStatus.SUCCESS)
     sign_in(page, base, f"/jobs/{running_job.pk}/")
