@@ -40,6 +40,8 @@ FROM (SELECT pg_current_snapshot() AS snap) AS s
 # Inside a transaction, pg_stat_activity is read once and then cached: a cached read could be
 # older than the snapshot S, which the argument above forbids.
 _FRESH_ACTIVITY_SQL = "SELECT pg_stat_clear_snapshot()"
+# HORIZON_SQL inside a statement that has parameters: its `%` signs doubled.
+HORIZON_SQL_PARAMS = HORIZON_SQL.replace("%", "%%")
 
 
 def log_horizon(using: str = "default") -> int:
@@ -50,6 +52,22 @@ def log_horizon(using: str = "default") -> int:
             cursor.execute(_FRESH_ACTIVITY_SQL)
         cursor.execute(HORIZON_SQL)
         return cursor.fetchone()[0]
+
+
+def horizon_with(query: str, params: tuple | list, using: str = "default") -> tuple | None:
+    """The first row of `query`, one statement whose select list computes H, or None.
+
+    `query` holds `HORIZON_SQL` as a scalar subquery (`SELECT (<HORIZON_SQL, % doubled>),
+    ...`) beside other columns, so that a request learns H and what else it needs in one
+    round trip. H stays what `log_horizon` returns: one statement, one snapshot; run the
+    row query after this returns.
+    """
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if connection.in_atomic_block:
+            cursor.execute(_FRESH_ACTIVITY_SQL)
+        cursor.execute(query, params)
+        return cursor.fetchone()
 
 
 class SharedHorizon:

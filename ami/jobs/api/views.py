@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import orjson
 from django.db.models import Prefetch
-from django.http import QueryDict
+from django.http import Http404, QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from ami.jobs import lifecycle
-from ami.jobs.access import visible_jobs
-from ami.jobs.api.cursor import Cursor
-from ami.jobs.api.horizon import log_horizon
+from ami.jobs.access import visible_job_horizon, visible_jobs
+from ami.jobs.api.cursor import MAX_BIGINT, Cursor
 from ami.jobs.api.log_query import (
     BadLogQuery,
     LogPage,
@@ -34,11 +36,45 @@ from ami.jobs.api.serializers import (
 )
 from ami.jobs.logging import legacy
 from ami.jobs.models import JobStage
+from ami.jobs.models.log import remember_partition_key
 from ami.jobs.states import JobStatus
 from ami.main.access import USER_AUTHENTICATION, visible_projects
 
 LOGS_LIMIT_DEFAULT = legacy.MAX_LINES  # lines in the detail's legacy `logs`, as the column held
 LOGS_LIMIT_MAX = 5000
+LINE_SEPARATOR, PARAGRAPH_SEPARATOR = "\u2028".encode(), "\u2029".encode()
+
+
+class FastJSONRenderer(JSONRenderer):
+    """JSONRenderer's output made by orjson: compact, UTF-8, U+2028/U+2029 escaped.
+
+    Pretty-printing (`Accept: application/json; indent=4`), and anything orjson refuses
+    (an integer past 64 bits in a line's context), go through JSONRenderer itself.
+    """
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        plain = (
+            data is not None
+            and self.compact
+            and not self.ensure_ascii
+            and self.get_indent(accepted_media_type, renderer_context or {}) is None
+        )
+        if plain:
+            try:
+                rendered = orjson.dumps(data)
+            except TypeError:
+                pass
+            else:
+                return rendered.replace(LINE_SEPARATOR, b"\\u2028").replace(
+                    PARAGRAPH_SEPARATOR, b"\\u2029"
+                )
+        return super().render(data, accepted_media_type, renderer_context)
+
+
+LOG_RENDERERS = [
+    FastJSONRenderer if renderer is JSONRenderer else renderer
+    for renderer in api_settings.DEFAULT_RENDERER_CLASSES
+]
 
 
 class JobPagination(LimitOffsetPagination):
@@ -83,6 +119,15 @@ LOG_PARAMETERS = [
     OpenApiParameter("worker", str, description="Lines from this worker (context `worker`)"),
     OpenApiParameter("stage", str, description="Lines of this stage (context `stage`)"),
 ]
+
+
+def job_id_of(pk: str) -> int | None:
+    """The job id in the URL as `get_object` reads it (`int()`), None when no job has it."""
+    try:
+        job_id = int(pk)
+    except (TypeError, ValueError):
+        return None
+    return job_id if 0 < job_id <= MAX_BIGINT else None
 
 
 def bad_request(error: BadLogQuery) -> ValidationError:
@@ -221,14 +266,21 @@ class JobViewSet(
         return Response(self._detail(new_job.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=LOG_PARAMETERS, responses=LogPageSerializer)
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], renderer_classes=LOG_RENDERERS)
     def logs(self, request: Request, pk=None, format=None) -> Response:
-        job = self.get_object()
+        job_id = job_id_of(pk)
+        # The access check, the job's partition key and H in one query (`visible_jobs`
+        # then `log_horizon` were three round trips, the job row read whole).
+        found = None if job_id is None else visible_job_horizon(request.user, job_id)
+        if found is None:
+            raise Http404
+        horizon, partition_key = found
+        remember_partition_key(job_id, partition_key)  # `of_job` need not look it up
         try:
             page_request = parse_page_request(request.query_params)
         except BadLogQuery as error:
             raise bad_request(error) from None
-        page = fetch_page(job.pk, page_request, log_horizon())
+        page = fetch_page(job_id, page_request, horizon)
         return Response(self._page_body(request, page_request, page))
 
     def _page_body(self, request: Request, page_request, page: LogPage) -> dict:
