@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from django.db import (
@@ -49,15 +49,15 @@ from django.db import (
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ami.jobs.logging.config import job_logs_setting
-from ami.jobs.models import Job, JobLog
-from ami.jobs.models.log import forget_partition_keys, partition_keys, remember_partition_key
 from ami.jobs.states import FINAL_STATES
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PARENT = JobLog._meta.db_table
-JOBS = Job._meta.db_table
+# The tables of JobLog and Job. Named here, not taken from the models: the models use this
+# module (JobLog's reads and writes need the keys), so it cannot import them.
+PARENT = "jobs_joblog"
+JOBS = "jobs_job"
 PERIODS = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
 CREATE_LOCK = 0x4A4C5043  # "JLPC": advisory lock id of partition creators
 RETENTION_LEASE = 0x4A4C5052  # "JLPR": advisory lock id of the retention runner
@@ -76,6 +76,40 @@ SELECT count(*) FROM {JOBS}
 WHERE log_partition_key >= %s AND log_partition_key < %s
   AND NOT (status = ANY(%s) AND coalesce(finished_at, created_at) < %s)
 """
+
+
+# job id -> its log partition key, for every job this process wrote or read lines of.
+_partition_keys: dict[int, datetime] = {}
+_PARTITION_KEYS_MAX = 100_000  # forgotten all at once past this; a lookup is one query
+
+
+def remember_partition_key(job_id: int, key: datetime) -> None:
+    if len(_partition_keys) >= _PARTITION_KEYS_MAX:
+        _partition_keys.clear()
+    _partition_keys[job_id] = key
+
+
+def forget_partition_keys() -> None:
+    _partition_keys.clear()
+
+
+def partition_keys(job_ids: Iterable[int], using: str = "default") -> dict[int, datetime]:
+    """The log partition key of each job that exists; one query for those not remembered.
+
+    `using`: the connection to look up on (the log writers use their own, autocommit one).
+    A job created in a transaction not yet committed is found only on that transaction's
+    connection, or in this process's memory if it was created here (`remember`).
+    """
+    wanted = set(job_ids)
+    missing = [job_id for job_id in wanted if job_id not in _partition_keys]
+    if missing:
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, log_partition_key FROM {JOBS} WHERE id = ANY(%s)", [missing]
+            )
+            for job_id, key in cursor.fetchall():
+                remember_partition_key(job_id, key)
+    return {job_id: _partition_keys[job_id] for job_id in wanted if job_id in _partition_keys}
 
 
 @dataclass(frozen=True, order=True)
@@ -315,7 +349,7 @@ def _retire(cursor, part: Partition, cutoff: datetime, result: RetentionPass) ->
 
 
 def on_job_saved(
-    sender: type, instance: Job, created: bool, using: str = "default", **_: object
+    sender: type, instance: Any, created: bool, using: str = "default", **_: object
 ) -> None:
     """A new job: remember its key, for its lines written in this process before the job
     commits (the log connection cannot see it yet), and make its partition once the job

@@ -34,9 +34,9 @@ from ami.jobs.api.serializers import (
     JobSerializer,
     LogPageSerializer,
 )
+from ami.jobs.log_partitions import remember_partition_key
 from ami.jobs.logging import legacy
 from ami.jobs.models import JobStage
-from ami.jobs.models.log import remember_partition_key
 from ami.jobs.states import JobStatus
 from ami.main.access import USER_AUTHENTICATION, visible_projects
 

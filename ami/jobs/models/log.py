@@ -19,6 +19,8 @@ from django.db import connections, models
 from django.db.models import F, Func, Value
 from django.db.models.functions import Now
 
+from ami.jobs import log_partitions
+
 SEARCH_CONFIG = "simple"  # text search configuration: words lowercased, no stemming, no stop words
 
 
@@ -44,44 +46,11 @@ class LogWriteTxid(models.Func):
 
 T = TypeVar("T")
 
-# job id -> its log partition key, for every job this process wrote or read lines of.
-_partition_keys: dict[int, datetime] = {}
-_PARTITION_KEYS_MAX = 100_000  # forgotten all at once past this; a lookup is one query
-
-
-def remember_partition_key(job_id: int, key: datetime) -> None:
-    if len(_partition_keys) >= _PARTITION_KEYS_MAX:
-        _partition_keys.clear()
-    _partition_keys[job_id] = key
-
-
-def forget_partition_keys() -> None:
-    _partition_keys.clear()
-
-
-def partition_keys(job_ids: Iterable[int], using: str = "default") -> dict[int, datetime]:
-    """The log partition key of each job that exists; one query for those not remembered.
-
-    `using`: the connection to look up on (the log writers use their own, autocommit one).
-    A job created in a transaction not yet committed is found only on that transaction's
-    connection, or in this process's memory if it was created here (`remember`).
-    """
-    wanted = set(job_ids)
-    missing = [job_id for job_id in wanted if job_id not in _partition_keys]
-    if missing:
-        with connections[using].cursor() as cursor:
-            cursor.execute(
-                "SELECT id, log_partition_key FROM jobs_job WHERE id = ANY(%s)", [missing]
-            )
-            for job_id, key in cursor.fetchall():
-                remember_partition_key(job_id, key)
-    return {job_id: _partition_keys[job_id] for job_id in wanted if job_id in _partition_keys}
-
 
 class JobLogQuerySet(models.QuerySet):
     def of_job(self, job_id: int) -> models.QuerySet:
         """The lines of one job, in its partition only (none if the job does not exist)."""
-        key = partition_keys([job_id], using=self.db).get(job_id)
+        key = log_partitions.partition_keys([job_id], using=self.db).get(job_id)
         if key is None:
             return self.none()
         return self.filter(job_id=job_id, job_partition_key=key)
@@ -95,8 +64,6 @@ class JobLogQuerySet(models.QuerySet):
 def with_partition_keys(lines: list[JobLog], using: str, write: Callable[[], T]) -> T:
     """`write()` once the lines made without `job_partition_key` have it, and their
     partitions exist (`log_partitions.write_keyed`)."""
-    from ami.jobs import log_partitions  # it imports the models
-
     unkeyed = [line for line in lines if line.job_partition_key is None]
 
     def keyed_write(keys: dict[int, datetime]) -> T:

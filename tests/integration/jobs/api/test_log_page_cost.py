@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.renderers import JSONRenderer
 
 from ami.jobs.api.views import FastJSONRenderer
+from ami.jobs.log_partitions import forget_partition_keys
 from ami.jobs.models import JobLog
-from ami.jobs.models.log import forget_partition_keys
 from tests.support.logs import add_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,7 +18,7 @@ def test_bench_partitions_reads_one_partition_and_drops_one_day(subprocess_env, 
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(out.read_text())
     first, last = figures["checkpoints"]
-    assert first["lines"] == 2000 and first["partitions"] == 5
+    assert first["lines"] == 2000 and first["partitions"] >= 5  # others' (today's) may exist
     for point in (first, last):
         server = point["newest_100_server"]
         assert len(server["partitions_touched"]) == 1
@@ -30,4 +30,4 @@ def test_bench_partitions_reads_one_partition_and_drops_one_day(subprocess_env, 
         assert retention["drop_one_day"]["rows"] > 0
         assert retention["delete_one_day_batched"]["rows"] > 0
         assert retention["empty_pass"]["dropped"] == []
-    assert last["partitions"] == 3  # two days retired at the first checkpoint
+    assert last["partitions"] == first["partitions"] - 2  # two days retired at the first
