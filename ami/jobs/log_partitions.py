@@ -165,7 +165,7 @@ def _bound(text: str, infinite: datetime) -> datetime:
 
 
 class _Covered:
-    """The key ranges this process knows have a partition (sorted, merged lazily)."""
+    """The key ranges this process knows have a partition (sorted by start)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
