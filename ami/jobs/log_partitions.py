@@ -70,11 +70,11 @@ FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 WHERE i.inhparent = %s::regclass
 """
 _BOUND = re.compile(r"FROM \((MINVALUE|'[^']*')\) TO \((MAXVALUE|'[^']*')\)")
-# Jobs whose lines keep a partition: not final, or final within the retention window.
+# Whether a job keeps the partition's lines: not final, or final within the retention window.
 LIVE_JOBS_SQL = f"""
-SELECT count(*) FROM {JOBS}
+SELECT EXISTS (SELECT 1 FROM {JOBS}
 WHERE log_partition_key >= %s AND log_partition_key < %s
-  AND NOT (status = ANY(%s) AND coalesce(finished_at, created_at) < %s)
+  AND NOT (status = ANY(%s) AND coalesce(finished_at, created_at) < %s))
 """
 
 
@@ -126,10 +126,6 @@ class Partition:
 LEGACY_KEY = datetime(1970, 1, 1, tzinfo=UTC)  # jobs from before partitioning (migration 0008)
 MIN = datetime.min.replace(tzinfo=UTC)
 MAX = datetime.max.replace(tzinfo=UTC)
-
-
-def period_length(period: str) -> timedelta:
-    return PERIODS[period]
 
 
 def period_bounds(key: datetime, period: str) -> tuple[datetime, datetime]:
@@ -242,7 +238,7 @@ def keys_for(job_ids: Iterable[int], conn: BaseDatabaseWrapper) -> dict[int, dat
 def prepare_ahead(now: datetime | None = None, periods: int = AHEAD) -> None:
     """Make the partitions of the current period and of the next `periods` ones."""
     now = now or datetime.now(UTC)
-    step = period_length(configured_period())
+    step = PERIODS[configured_period()]
     ensure([now + step * n for n in range(periods + 1)], connections["default"])
 
 

@@ -58,10 +58,10 @@ class JobLogQuerySet(models.QuerySet):
     def bulk_create(self, objs: Iterable[JobLog], *args, **kwargs) -> list[JobLog]:
         objs = list(objs)
         create = super().bulk_create
-        return with_partition_keys(objs, self.db, lambda: create(objs, *args, **kwargs))
+        return _write_keyed(objs, self.db, lambda: create(objs, *args, **kwargs))
 
 
-def with_partition_keys(lines: list[JobLog], using: str, write: Callable[[], T]) -> T:
+def _write_keyed(lines: list[JobLog], using: str, write: Callable[[], T]) -> T:
     """`write()` once the lines made without `job_partition_key` have it, and their
     partitions exist (`log_partitions.write_keyed`)."""
     unkeyed = [line for line in lines if line.job_partition_key is None]
@@ -138,7 +138,7 @@ class JobLog(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         using = kwargs.get("using") or "default"
-        with_partition_keys([self], using, lambda: super(JobLog, self).save(*args, **kwargs))
+        _write_keyed([self], using, lambda: super(JobLog, self).save(*args, **kwargs))
 
     @property
     def level_name(self) -> str:
