@@ -26,9 +26,11 @@ async def cluster_name(url: str) -> str:
 
 
 def answers(cluster: NatsCluster, url: str) -> bool:
+    """True once JetStream answers through `url`; while the killed node's socket is being torn
+    down a connection to it can also be reset (an OSError), which is "not yet" too."""
     try:
         cluster.ping(url)
-    except (nats.errors.Error, TimeoutError):
+    except (nats.errors.Error, TimeoutError, OSError):
         return False
     return True
 
