@@ -138,12 +138,29 @@ DB_CONNECT_TIMEOUT = int(os.environ.get("AMI_DB_CONNECT_TIMEOUT", "5"))
 # application_name tells an operator (and the load test's fault injector) whose
 # connection is whose in pg_stat_activity.
 APP_NAME = os.environ.get("AMI_APP_NAME", "ami")
-_default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+# Web processes take their connections from a pool (`AMI_DB_POOL`, turned on by `ami.asgi`):
+# the ASGI handler runs each request's sync code on a new thread, and a thread-local
+# connection kept for CONN_MAX_AGE dies with its thread, so every request paid a new
+# connection (a backend process forked by PostgreSQL: 9 % of a log page's server time).
+# Celery's prefork workers keep thread-local connections: a pool inherited across fork is
+# shared by the children, and Celery closes pools at task boundaries (celery#10554).
+DB_POOL = _env_bool("AMI_DB_POOL", False)
+DB_POOL_MAX_SIZE = int(os.environ.get("AMI_DB_POOL_MAX_SIZE", "20"))  # connections per alias
+_default_db = dj_database_url.parse(
+    DATABASE_URL,
+    engine="ami.main.database",  # PostgreSQL; checks pooled connections (its docstring)
+    conn_max_age=0 if DB_POOL else 60,
+    conn_health_checks=not DB_POOL,
+)
 _default_db["OPTIONS"] = {
     **_default_db.get("OPTIONS", {}),
     "application_name": APP_NAME,
     "connect_timeout": DB_CONNECT_TIMEOUT,
 }
+if DB_POOL:
+    # A request waiting longer than `timeout` s for a connection fails (PoolTimeout) rather
+    # than queueing without bound; ami.main.database checks each connection handed out.
+    _default_db["OPTIONS"]["pool"] = {"min_size": 2, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}
 _log_db = {
     **_default_db,
     "AUTOCOMMIT": True,
