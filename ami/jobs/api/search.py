@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncMinute
-from django.http import QueryDict
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -37,7 +36,7 @@ from ami.jobs.api.log_query import (
     parse_page_request,
     word_query,
 )
-from ami.jobs.api.views import LOG_PARAMETERS
+from ami.jobs.api.views import LOG_PARAMETERS, page_body
 from ami.main.access import USER_AUTHENTICATION, visible_projects
 
 MAX_BUCKETS = 10_000  # minutes in one histogram (about a week)
@@ -80,6 +79,7 @@ class SearchPageSerializer(serializers.Serializer):
     horizon = serializers.CharField()
     newer_cursor = serializers.CharField()
     older_cursor = serializers.CharField(allow_null=True)
+    partial = serializers.BooleanField()
     newer = serializers.URLField()
     older = serializers.URLField(allow_null=True)
 
@@ -117,30 +117,6 @@ class LogSearchView(APIView):
             raise ValidationError(error.errors) from None
         page = fetch_scope_page(Scope.jobs(job_ids), page_request, log_horizon())
         return Response(page_body(request, page_request, page))
-
-
-def page_body(request: Request, page_request, page) -> dict:
-    """A page with its cursors and the URLs that continue it under the same filters."""
-    base = {**page_request.filters.as_params(), "limit": page_request.limit}
-    if request.query_params.get("project"):
-        base["project"] = request.query_params["project"]
-    url = request.build_absolute_uri(request.path)
-
-    def link(name: str, cursor: Cursor | None) -> str | None:
-        if cursor is None:
-            return None
-        params = QueryDict(mutable=True)
-        params.update({**base, name: str(cursor)})
-        return f"{url}?{params.urlencode()}"
-
-    return {
-        "results": page.rows,
-        "horizon": str(Cursor(page.horizon, 0)),
-        "newer_cursor": str(page.newer_cursor),
-        "older_cursor": None if page.older_cursor is None else str(page.older_cursor),
-        "newer": link("after", page.newer_cursor),
-        "older": link("before", page.older_cursor),
-    }
 
 
 def histogram_range(filters: LogFilters) -> tuple[datetime, datetime]:

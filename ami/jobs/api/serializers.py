@@ -143,5 +143,9 @@ class LogPageSerializer(serializers.Serializer):
     older_cursor = serializers.CharField(
         allow_null=True, help_text="Pass as `before` for older lines; null when none are left"
     )
+    partial = serializers.BooleanField(
+        help_text="A filtered scan stopped before the page filled (it reads at most 75,000 "
+        "candidate lines): more matches may lie past the cursor in the page's direction"
+    )
     newer = serializers.CharField(help_text="URL of the next (newer) page")
     older = serializers.CharField(allow_null=True, help_text="URL of the older page")

@@ -62,6 +62,7 @@ class Poll(NamedTuple):
     cursor: Cursor
     status: str | None  # "" when not checked; None when the job is gone
     blocked: bool  # committed lines of the job wait above the horizon (an older writer is open)
+    more: bool = False  # a full batch, or a filtered scan that stopped early: read on at once
 
 
 def sse_event(line: dict) -> str:
@@ -104,8 +105,8 @@ def _after(
     """
     horizon = shared_horizon.get(max_age=max_age)
     page = fetch_page(job_id, LogPageRequest(after=cursor, limit=BATCH, filters=filters), horizon)
-    if len(page.rows) == BATCH:
-        return Poll(page.rows, page.newer_cursor, "", False)
+    if len(page.rows) == BATCH or page.partial:
+        return Poll(page.rows, page.newer_cursor, "", False, more=True)
     status = job_status(job_id) if check_status else ""
     held = check_held and _held_above(job_id, horizon)
     return Poll(page.rows, page.newer_cursor, status, held)
@@ -193,14 +194,14 @@ async def _live(
         poll = await db(_after, job_id, cursor, filters, check_status, max_age, check_held)
         if check_status:
             status_checked = time.monotonic()
-        cursor, blocked, more = poll.cursor, poll.blocked, len(poll.rows) == BATCH
+        cursor, blocked, more = poll.cursor, poll.blocked, poll.more
         wakeups.registry.set_held(wake, blocked)
         for line in poll.rows:
             yield sse_event(line)
         if poll.rows:
             last_sent = time.monotonic()
-            if more:
-                continue
+        if more:
+            continue
         if poll.status in FINAL_OR_GONE:
             final_seen_at = time.monotonic()
         if final_seen_at is not None and end_at is None:

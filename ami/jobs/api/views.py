@@ -22,6 +22,7 @@ from ami.jobs.api.cursor import MAX_BIGINT, Cursor
 from ami.jobs.api.log_query import (
     BadLogQuery,
     LogPage,
+    LogPageRequest,
     fetch_page,
     parse_int,
     parse_page_request,
@@ -281,23 +282,29 @@ class JobViewSet(
         except BadLogQuery as error:
             raise bad_request(error) from None
         page = fetch_page(job_id, page_request, horizon)
-        return Response(self._page_body(request, page_request, page))
+        return Response(page_body(request, page_request, page))
 
-    def _page_body(self, request: Request, page_request, page: LogPage) -> dict:
-        base = {**page_request.filters.as_params(), "limit": page_request.limit}
-        url = request.build_absolute_uri(request.path)
-        newer = QueryDict(mutable=True)
-        newer.update({**base, "after": str(page.newer_cursor)})
-        older = None
-        if page.older_cursor is not None:
-            older_params = QueryDict(mutable=True)
-            older_params.update({**base, "before": str(page.older_cursor)})
-            older = f"{url}?{older_params.urlencode()}"
-        return {
-            "results": page.rows,
-            "horizon": str(Cursor(page.horizon, 0)),
-            "newer_cursor": str(page.newer_cursor),
-            "older_cursor": None if page.older_cursor is None else str(page.older_cursor),
-            "newer": f"{url}?{newer.urlencode()}",
-            "older": older,
-        }
+
+def page_body(request: Request, page_request: LogPageRequest, page: LogPage) -> dict:
+    """A page with its cursors and the URLs that continue it under the same filters."""
+    base = {**page_request.filters.as_params(), "limit": page_request.limit}
+    if request.query_params.get("project"):
+        base["project"] = request.query_params["project"]
+    url = request.build_absolute_uri(request.path)
+
+    def link(name: str, cursor: Cursor | None) -> str | None:
+        if cursor is None:
+            return None
+        params = QueryDict(mutable=True)
+        params.update({**base, name: str(cursor)})
+        return f"{url}?{params.urlencode()}"
+
+    return {
+        "results": page.rows,
+        "horizon": str(Cursor(page.horizon, 0)),
+        "newer_cursor": str(page.newer_cursor),
+        "older_cursor": None if page.older_cursor is None else str(page.older_cursor),
+        "partial": page.partial,
+        "newer": link("after", page.newer_cursor),
+        "older": link("before", page.older_cursor),
+    }

@@ -125,7 +125,7 @@ class Follower:
                 self.command.emit(line)
             self.command.stdout.flush()
             self.cursor = page.newer_cursor
-            if len(page.rows) < BATCH:
+            if len(page.rows) < BATCH and not page.partial:
                 break
         if not follow:
             return True
