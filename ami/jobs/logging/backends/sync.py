@@ -57,8 +57,8 @@ PartitionKeys = dict[int, datetime]
 class KnownKeys:
     """The partition keys of jobs this process wrote lines of, each partition made then.
 
-    `log_partitions.keys_for` (sets, a dict, a range search per key) ran on every line;
-    this is one dict read. It holds while `log_partitions.covered` is the same object:
+    Instead of `log_partitions.keys_for` on every line (sets, a dict, a range search per
+    key): one dict read. It holds while `log_partitions.covered` is the same object:
     a partition made, or anything forgotten (retention, a migration, a retry after a
     dropped partition), replaces that, and this starts over. A partition dropped by
     another process is found by the INSERT itself (`with_partition_keys`).
@@ -87,9 +87,6 @@ class KnownKeys:
         if parts is not self._parts or len(self._keys) >= self.MAX:
             self._keys, self._parts = {}, parts
         self._keys.update(keys)
-
-    def forget(self) -> None:
-        self._keys, self._parts = {}, None
 
 
 known_keys = KnownKeys()
