@@ -37,11 +37,11 @@ def is_broken(conn: BaseDatabaseWrapper) -> bool:
     raw = conn.connection
     if raw is None:
         return False
-    if raw.closed or raw.broken:
-        return True
-    # Anything but IDLE means a statement was interrupted mid-flight (e.g. by a soft time
-    # limit): reusing it gives "another command is already in progress".
-    return raw.info.transaction_status != TransactionStatus.IDLE
+    # Asked of libpq directly (this runs before every line): `raw.info` would build a
+    # ConnectionInfo each time. A closed or broken connection reports UNKNOWN, not IDLE;
+    # anything but IDLE on an open one means a statement was interrupted mid-flight (e.g.
+    # by a soft time limit): reusing it gives "another command is already in progress".
+    return raw.pgconn.transaction_status != TransactionStatus.IDLE
 
 
 def call_with_reconnect(

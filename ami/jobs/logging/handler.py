@@ -119,12 +119,13 @@ def flush_job_logs(timeout: float | None = None) -> bool:
 
 def record_context(record: logging.LogRecord) -> dict[str, Any]:
     """The caller's `extra`, plus where the line came from (host, pid, Celery task)."""
-    context = dict(getattr(record, "job_context", None) or {})
-    context.setdefault("host", HOSTNAME)
-    context.setdefault("pid", current_pid())
+    context = {"host": HOSTNAME, "pid": current_pid()}
     task_id = current_task_id()
     if task_id is not None:
-        context.setdefault("task_id", task_id)
+        context["task_id"] = task_id
+    caller = getattr(record, "job_context", None)
+    if caller:
+        context.update(caller)  # the caller's values win
     return context
 
 
@@ -186,8 +187,16 @@ class JobLogHandler(logging.Handler):
     def _store(self, record: logging.LogRecord, job_id: object) -> None:
         backend = get_backend()
         job = as_job_id(job_id)
-        message = self.format(record)
-        backend.emit(job, stored_level(record.levelno), message, record_context(record))
+        backend.emit(
+            job, stored_level(record.levelno), self._message(record), record_context(record)
+        )
+
+    def _message(self, record: logging.LogRecord) -> str:
+        """`self.format(record)`; with no formatter set and nothing to append (traceback,
+        stack) that is `getMessage()`, without the default Formatter's steps per line."""
+        if self.formatter is None and not (record.exc_info or record.exc_text or record.stack_info):
+            return record.getMessage()
+        return self.format(record)
 
 
 def _after_fork_in_child() -> None:

@@ -69,15 +69,25 @@ def clean_context(context: object) -> dict[str, Any]:
     return cleaned
 
 
+def _is_storable(text: str) -> bool:
+    return clean_text(text) is text
+
+
 def _is_plain(context: dict[Any, Any]) -> bool:
-    """The common case, cheaply: flat, str keys, small plain values, storable text."""
+    """The common case, cheaply: flat, str keys, small plain values, storable text.
+
+    Runs on every line: ASCII text without NUL (nearly every key and value) is recognised
+    inline, without a call.
+    """
     size = 0
     for key, value in context.items():
-        if type(key) is not str or clean_text(key) is not key:
+        if type(key) is not str:
+            return False
+        if not (key.isascii() and "\x00" not in key) and not _is_storable(key):
             return False
         kind = type(value)
         if kind is str:
-            if clean_text(value) is not value:
+            if not (value.isascii() and "\x00" not in value) and not _is_storable(value):
                 return False
             size += len(value) + len(key)
         elif (kind is int and -MAX_INT <= value <= MAX_INT) or kind is bool or value is None:

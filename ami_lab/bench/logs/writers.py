@@ -17,6 +17,11 @@ BENCH_MODES = (
     "raw_copy", "raw_insert", "sync", "buffered", "legacy_json", "in_transaction", "seed",
 )  # fmt: skip
 JSON_COLUMN_MODES = ("legacy_json", "seed")  # store into the capped JSON column
+
+# The emit-cost baseline (plain logging.StreamHandler, nothing stored), run after the others.
+# Added here rather than in the tuple above, so a new backend's mode stays a one-line change.
+STREAM_HANDLER_MODE = "stream_handler"
+BENCH_MODES += (STREAM_HANDLER_MODE,)
 WRITER_MODULE = "ami_lab.bench.logs.writer"
 UPDATER_MODULE = "ami_lab.bench.logs.updater"
 
@@ -35,6 +40,17 @@ class BackendFigures:
     p99_ms: float | None
     max_ms: float | None
     ratio_to_raw_copy: float | None = None
+    cpu_us_per_line: float | None = None  # the writers' own CPU (not the server's)
+    # Emit p50 and CPU per line as a multiple of the stream_handler mode's (same run).
+    p50_x_stream_handler: float | None = None
+    cpu_x_stream_handler: float | None = None
+    # Stored bytes per line in JobLog (see `measure.stored_bytes`); None: not stored there.
+    heap_bytes_per_line: float | None = None
+    index_bytes_per_line: float | None = None
+    # stream_handler: bytes per line of its text output; others: stored bytes (heap + index)
+    # per line as a multiple of that.
+    text_bytes_per_line: float | None = None
+    stored_x_text: float | None = None
 
 
 def percentile(values: list[int], fraction: float) -> float:
@@ -111,6 +127,8 @@ def summarize(mode: str, results: list[dict], stored: int) -> BackendFigures:
     latencies = [lat for result in results for lat in result["latencies_us"]]
     seconds = max(r["end"] for r in results) - min(r["start"] for r in results)
     per_line = mode != "raw_copy"  # the baseline has no per-line emit
+    cpu = sum(r["cpu_s"] for r in results)
+    text = sum(r.get("text_bytes", 0) for r in results)
     return BackendFigures(
         mode=mode,
         processes=len(results),
@@ -121,4 +139,6 @@ def summarize(mode: str, results: list[dict], stored: int) -> BackendFigures:
         p50_ms=round(percentile(latencies, 0.50) / 1000, 3) if per_line else None,
         p99_ms=round(percentile(latencies, 0.99) / 1000, 3) if per_line else None,
         max_ms=round(max(latencies) / 1000, 3) if per_line else None,
+        cpu_us_per_line=round(cpu * 1e6 / len(latencies), 1),
+        text_bytes_per_line=round(text / len(latencies), 1) if text else None,
     )

@@ -6,6 +6,11 @@ between two lines is replaced and the write retried once; every INSERT skips a r
 
 Every row carries its job's partition key (`with_partition_keys`); the writers of the other
 backends share these helpers.
+
+The per-line path is kept short (`ami bench logs` compares it with `raw_insert`, one
+prepared INSERT per line and nothing else): a job's partition key is looked up once per
+process (`KnownKeys`), and the INSERT is a named prepared statement sent through libpq's
+own calls (`INSERT`, `ami.jobs.logging.prepared`).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from django.db import IntegrityError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ami.jobs import log_partitions
 from ami.jobs.logging.backends.base import JobLogBackend
 from ami.jobs.logging.connection import call_with_reconnect, discard, log_connection
+from ami.jobs.logging.prepared import ENCODING, PreparedStatement, check_text
 from ami.jobs.logging.rows import LogRow
 from ami.jobs.models import JobLog
 
@@ -37,14 +44,77 @@ INSERT_MANY_SQL = (
     f"%s::timestamptz[]) {CONFLICT}"
 )
 
+# The same INSERT as a named prepared statement (`ami.jobs.logging.prepared`), for `sync`'s
+# one line per statement: no parse/plan per line on the server, and little client CPU.
+INSERT = PreparedStatement(
+    "ami_joblog_insert",
+    f"INSERT INTO {TABLE} ({COLUMNS}) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) {CONFLICT}",
+)
+
 PartitionKeys = dict[int, datetime]
+
+
+class KnownKeys:
+    """The partition keys of jobs this process wrote lines of, each partition made then.
+
+    Instead of `log_partitions.keys_for` on every line (sets, a dict, a range search per
+    key): one dict read. It holds while `log_partitions.covered` is the same object:
+    a partition made, or anything forgotten (retention, a migration, a retry after a
+    dropped partition), replaces that, and this starts over. A partition dropped by
+    another process is found by the INSERT itself (`with_partition_keys`).
+    """
+
+    MAX = 100_000  # jobs remembered; past this, all are forgotten (a miss is one lookup)
+
+    def __init__(self) -> None:
+        self._keys: PartitionKeys = {}
+        self._parts: object = None
+
+    def get(self, rows: list[LogRow]) -> PartitionKeys | None:
+        """The keys of all the rows' jobs, or None if one is not known (or not valid now)."""
+        if log_partitions.covered.parts is not self._parts:
+            return None
+        keys = self._keys
+        if len(rows) == 1:
+            key = keys.get(rows[0].job_id)
+            return None if key is None else {rows[0].job_id: key}
+        found = {row.job_id: keys.get(row.job_id) for row in rows}
+        return None if None in found.values() else found
+
+    def learn(self, keys: PartitionKeys) -> None:
+        """Remember keys whose partitions exist (as `covered` now says)."""
+        parts = log_partitions.covered.parts
+        if parts is not self._parts or len(self._keys) >= self.MAX:
+            self._keys, self._parts = {}, parts
+        self._keys.update(keys)
+
+
+known_keys = KnownKeys()
 
 
 def with_partition_keys(
     conn: BaseDatabaseWrapper, rows: list[LogRow], write: Callable[[PartitionKeys], None]
 ) -> None:
-    """`write(keys)` with the partition key of each row's job (`log_partitions.write_keyed`)."""
-    log_partitions.write_keyed(conn, {row.job_id for row in rows}, write)
+    """`write(keys)` with the partition key of each row's job (`log_partitions.write_keyed`).
+
+    Outside a transaction, jobs already written to skip the lookup; if their partition
+    was dropped since, the INSERT fails and stores nothing, and `write_keyed` makes the
+    partition again and writes (so `write` may run up to three times: it must be safe to).
+    """
+    keys = None if conn.in_atomic_block else known_keys.get(rows)
+    if keys is not None:
+        try:
+            write(keys)
+            return
+        except (psycopg.errors.CheckViolation, IntegrityError) as exc:
+            if not log_partitions.is_missing_partition(exc):
+                raise
+        log_partitions.covered.forget()
+    job_ids = {row.job_id for row in rows}
+    log_partitions.write_keyed(conn, job_ids, write)
+    if not conn.in_atomic_block:
+        # Only jobs that exist: one deleted meanwhile was written under a stand-in key.
+        known_keys.learn(log_partitions.partition_keys(job_ids, using=conn.alias))
 
 
 def row_params(row: LogRow, keys: PartitionKeys) -> tuple[Any, ...]:
@@ -56,19 +126,31 @@ def row_params(row: LogRow, keys: PartitionKeys) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def text_values(row: LogRow, keys: PartitionKeys) -> list[bytes]:
+    """One row's values in `COLUMNS` order, as the text PostgreSQL reads for each type."""
+    return [
+        b"%d" % row.job_id,
+        b"%d" % row.level,
+        check_text(row.message).encode(ENCODING),
+        json.dumps(row.context).encode(ENCODING),  # ASCII: json.dumps escapes the rest
+        row.created_at.isoformat().encode(ENCODING),
+        row.key_text.encode(ENCODING),
+        keys[row.job_id].isoformat().encode(ENCODING),
+    ]
+
+
 def insert_rows(rows: list[LogRow]) -> None:
     """INSERT rows on this thread's log connection, each committed on its own."""
     conn = log_connection()
 
     def write(keys: PartitionKeys) -> None:
-        # A server-side-binding cursor with a prepared statement: half the client CPU of
-        # Django's client-side-binding cursor, and no parse/plan per line on the server.
-        with psycopg.Cursor(conn.connection) as cursor:
-            for row in rows:
-                cursor.execute(INSERT_SQL, row_params(row, keys), prepare=True)
+        raw = conn.connection
+        for row in rows:
+            INSERT.execute(raw, text_values(row, keys))
 
     def write_all() -> None:
-        conn.ensure_connection()
+        if conn.connection is None:  # Django's ensure_connection, without its checks per line
+            conn.ensure_connection()
         with_partition_keys(conn, rows, write)
 
     call_with_reconnect(conn, write_all)
