@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ami.jobs.logging import legacy
-from ami_lab.bench.logs.measure import measure_mode
+from ami_lab.bench.logs.measure import BENCH_PROJECT, measure_mode
+from ami_lab.bench.logs.visibility import report_visibility
 from ami_lab.bench.logs.writers import BENCH_MODES, JSON_COLUMN_MODES, BackendFigures
 
 SETTLE_SECONDS = 0.5  # between modes, for autovacuum and the WAL writer
@@ -70,6 +71,7 @@ class Command(BaseCommand):
                 f"sync / raw_insert: {sync.lines_per_s / ceiling.lines_per_s:.2f}x the rate, "
                 f"{sync.p99_ms / ceiling.p99_ms:.2f}x the p99"
             )
+        report_visibility(options["modes"], BENCH_PROJECT, console)
         if options["json"]:
             options["json"].write_text(json.dumps([asdict(r) for r in results], indent=2))
             console.print(f"figures written to {options['json']}")

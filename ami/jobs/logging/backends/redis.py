@@ -118,12 +118,15 @@ class RedisBackend(JobLogBackend):
     def _appended(self, last: StreamId, count: int) -> None:
         self._skip_redis_until = 0.0
         with self._cond:
-            if self._pending == 0:
+            first = self._pending == 0
+            if first:
                 self._oldest_at = time.monotonic()
             self._pending += count
             self._last_appended = max(self._last_appended, last)
             self._ensure_thread()
-            if self._pending >= self.queue_options["batch_size"]:
+            # The first line re-times the thread's wait (it may be waiting for a lease
+            # renewal, seconds away); a full batch wakes it at once.
+            if first or self._pending >= self.queue_options["batch_size"]:
                 self._cond.notify_all()
 
     # -- flush and close ---------------------------------------------------------------------

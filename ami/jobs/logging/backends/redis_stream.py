@@ -141,8 +141,17 @@ class Stream:
 
     def append(self, rows: list[LogRow], token: str, lease_ms: int) -> StreamId:
         """Add rows in one atomic call; return the last one's entry id."""
-        args = [token, lease_ms, *(encode(row) for row in rows)]
-        return parse_id(self._append(keys=self.keys, args=args))
+        # EVALSHA straight through `execute_command` (this runs on every emit); the first
+        # call on a server that does not know the script yet (new, restarted) answers
+        # NOSCRIPT, and the Script object loads it.
+        try:
+            last = self.client.execute_command(
+                "EVALSHA", self._append.sha, 3, *self.keys, token, lease_ms,
+                *(encode(row) for row in rows),
+            )  # fmt: skip
+        except redis.exceptions.NoScriptError:
+            last = self._append(keys=self.keys, args=[token, lease_ms, *map(encode, rows)])
+        return parse_id(last)
 
     def hold(self, token: str, lease_ms: int) -> bool:
         return bool(self._hold(keys=[self.keys[2]], args=[token, lease_ms]))
