@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection
 
 from ami.jobs.logging.backends.redis import (
     RedisBackend,
@@ -295,3 +296,25 @@ def test_flush_waits_until_the_lines_are_in_the_database(job, use_backend, clien
     assert stored_messages(job.pk) == [f"line {i}" for i in range(50)]
     assert client.xlen(backend.stream.name) == 0
     assert pending_streams(settings.REDIS_URL, namespace(), 1.0) == 1  # ours, while we live
+
+
+def test_a_forked_child_appends_to_a_stream_of_its_own(job, use_backend):
+    """A Celery prefork child: its own stream and drainer, never the parent's lines."""
+    backend = use_backend("redis", interval=60.0)
+    job.logger.info("parent, in redis before the fork")
+    parent_stream = backend.stream.name
+    connection.close()  # a child must not share the parent's sockets
+    pid = os.fork()
+    if pid == 0:  # the child: log, flush, leave without running the parent's cleanup
+        code = 1
+        try:
+            job.logger.info("child")
+            ok = flush_job_logs(10) and backend.stream.name != parent_stream
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert stored_messages(job.pk) == ["child"]
+    assert flush_job_logs(10)
+    assert stored_messages(job.pk) == ["child", "parent, in redis before the fork"]
