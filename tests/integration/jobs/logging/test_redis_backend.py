@@ -119,7 +119,7 @@ def test_a_sigkilled_writer_loses_no_line_whose_call_returned(job, subprocess_en
         **subprocess_env,
         "JOB_LOG_BACKEND": "redis",
         "JOB_LOG_BUFFER_INTERVAL": "60",  # its own thread does not drain before the kill
-        "JOB_LOG_REDIS_LEASE": "3",
+        "JOB_LOG_REDIS_LEASE": "4.5",  # renewed every 1.5 s: the kill comes first
         "AMI_LOG_LEVEL": "WARNING",
     }
     worker = subprocess.Popen(
