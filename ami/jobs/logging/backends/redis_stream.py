@@ -31,7 +31,8 @@ from ami.jobs.logging.rows import LogRow
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
-FIELD = b"r"
+FIELD = b"r"  # the row, encoded
+JOB_FIELD = b"j"  # its job id, for the drainer's partition keys without decoding the row
 
 StreamId = tuple[int, int]  # (milliseconds, sequence), as Redis orders entries
 
@@ -40,7 +41,7 @@ APPEND = """
 redis.call('SADD', KEYS[2], KEYS[1])
 redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2])
 local id
-for i = 3, #ARGV do id = redis.call('XADD', KEYS[1], '*', 'r', ARGV[i]) end
+for i = 3, #ARGV, 2 do id = redis.call('XADD', KEYS[1], '*', 'j', ARGV[i], 'r', ARGV[i + 1]) end
 return id
 """
 # KEYS: lease. ARGV: token, lease ms. Take a free lease or renew our own; 1 if held.
@@ -103,6 +104,18 @@ def decode(data: bytes) -> LogRow:
     return LogRow(job_id, level, message, context, created_at, int(key, 16))
 
 
+def pairs(rows: list[LogRow]) -> list[int | str]:
+    """The append script's arguments for rows: job id, encoded row, job id, ..."""
+    return [value for row in rows for value in (row.job_id, encode(row))]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    entry_id: bytes
+    job_id: bytes | None
+    data: bytes | None
+
+
 # -- one stream --------------------------------------------------------------------------------
 
 
@@ -146,11 +159,10 @@ class Stream:
         # NOSCRIPT, and the Script object loads it.
         try:
             last = self.client.execute_command(
-                "EVALSHA", self._append.sha, 3, *self.keys, token, lease_ms,
-                *(encode(row) for row in rows),
+                "EVALSHA", self._append.sha, 3, *self.keys, token, lease_ms, *pairs(rows)
             )  # fmt: skip
         except redis.exceptions.NoScriptError:
-            last = self._append(keys=self.keys, args=[token, lease_ms, *map(encode, rows)])
+            last = self._append(keys=self.keys, args=[token, lease_ms, *pairs(rows)])
         return parse_id(last)
 
     def hold(self, token: str, lease_ms: int) -> bool:
@@ -163,10 +175,10 @@ class Stream:
         """Delete the stream if it is empty and we hold its lease (then unregistered)."""
         return bool(self._retire(keys=self.keys, args=[token]))
 
-    def read(self, count: int) -> list[tuple[bytes, bytes | None]]:
-        """The oldest `count` entries: (entry id, encoded row or None if malformed)."""
+    def read(self, count: int) -> list[Entry]:
+        """The oldest `count` entries (a malformed one has None for what it lacks)."""
         entries = self.client.xrange(self.name, "-", "+", count=count)
-        return [(entry_id, fields.get(FIELD)) for entry_id, fields in entries]
+        return [Entry(entry_id, row.get(JOB_FIELD), row.get(FIELD)) for entry_id, row in entries]
 
     def ack(self, entry_ids: list[bytes]) -> None:
         """Remove entries: call only once their rows are committed."""

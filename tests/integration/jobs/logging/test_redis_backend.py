@@ -60,9 +60,9 @@ phase = sys.argv[1]
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-store, ack = redis_drain.store, redis_drain.Stream.ack
+ack = redis_drain.Stream.ack
 if phase == "before commit":
-    redis_drain.store = lambda rows, reporter: die()
+    redis_drain.store_entries = lambda entries, reporter: die()
 elif phase == "after commit":
     redis_drain.Stream.ack = lambda stream, ids: die()
 else:
@@ -213,7 +213,7 @@ def test_a_stream_has_one_drainer_at_a_time(job, client):
 def test_a_batch_delivered_again_stores_only_what_is_missing(job, client):
     """A drainer that died between commit and ack: the next one's COPY meets stored keys."""
     stream = dead_writer_stream(client, job, 20)
-    rows = [decode(data) for _, data in stream.read(10)]
+    rows = [decode(entry.data) for entry in stream.read(10)]
     insert_rows_once(rows[:7])  # committed, never acked
     assert drain_until_empty(timeout=10) == 0
     assert stored_seqs(job) == list(range(20))
