@@ -6,9 +6,10 @@ disk with `appendonly yes`). Lines are stored:
 
 - by this process's drainer thread, within `interval` seconds (or when `batch_size` lines
   wait), and on `flush()` (Celery task end, shutdown), which waits until they are in JobLog;
-- once the process is gone (its lease, renewed every `interval` while it lives, expired after
-  `lease` seconds), by any other drainer: the Celery beat task `drain_job_log_streams`
-  (every `JOB_LOGS["DRAIN_INTERVAL"]` seconds) or `ami drain_job_logs`.
+- once the process is gone (its lease, renewed every `lease`/3 seconds while it lives,
+  expired `lease` seconds after the last renewal), by any other drainer: the Celery beat
+  task `drain_job_log_streams` (every `JOB_LOGS["DRAIN_INTERVAL"]` seconds) or
+  `ami drain_job_logs`.
 
 If Redis is down, slow or refuses the write, the line is written through the `sync` path
 instead (counted as lost if the database fails too), and Redis is not tried again for
