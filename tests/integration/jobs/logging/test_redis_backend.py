@@ -318,3 +318,15 @@ def test_a_forked_child_appends_to_a_stream_of_its_own(job, use_backend):
     assert stored_messages(job.pk) == ["child"]
     assert flush_job_logs(10)
     assert stored_messages(job.pk) == ["child", "parent, in redis before the fork"]
+
+
+def test_the_beat_task_drains_dead_writers_streams(job, client, settings):
+    """What Celery beat runs every `JOB_LOGS["DRAIN_INTERVAL"]` seconds, whatever the backend."""
+    from ami.jobs.tasks import drain_job_log_streams
+
+    schedule = settings.CELERY_BEAT_SCHEDULE["drain-job-log-streams"]
+    assert schedule["task"] == "ami.jobs.tasks.drain_job_log_streams"
+    dead_writer_stream(client, job, 30)
+    assert drain_job_log_streams() == 1
+    assert stored_seqs(job) == list(range(30))
+    assert pending_streams(settings.REDIS_URL, namespace(), 1.0) == 0  # retired once empty
