@@ -297,6 +297,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": job_log_config.resolve(JOB_LOGS)["RETENTION_INTERVAL"],
         "options": {"queue": "jobs"},
     },
+    # The redis job log backend: lines a dead writer left in Redis (a no-op otherwise).
+    "drain-job-log-streams": {
+        "task": "ami.jobs.tasks.drain_job_log_streams",
+        "schedule": job_log_config.resolve(JOB_LOGS)["DRAIN_INTERVAL"],
+        "options": {"queue": "jobs", "expires": job_log_config.resolve(JOB_LOGS)["DRAIN_INTERVAL"]},
+    },
 }
 
 # -- API and web pages (jobs API, log read path, live pages) -----------------------------------

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from ami.jobs import log_partitions
 from ami.jobs.logging import retention
+from ami.jobs.logging.backends.redis import drain_orphan_streams
 from ami.jobs.logging.config import job_logs_setting
 
 
@@ -22,3 +23,10 @@ def prune_job_logs() -> int:
 def prepare_job_log_partitions() -> None:
     """Make the JobLog partitions of this period and the next ones ahead of their jobs."""
     log_partitions.prepare_ahead()
+
+
+@shared_task(name="ami.jobs.tasks.drain_job_log_streams", ignore_result=True)
+def drain_job_log_streams() -> int:
+    """Store the job log lines that writers gone for good (SIGKILLed, host lost) left in
+    Redis (the `redis` backend); return how many streams were drained."""
+    return drain_orphan_streams()

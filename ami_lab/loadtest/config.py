@@ -6,7 +6,12 @@ from dataclasses import dataclass, field
 
 from ami_lab.loadtest.phase_faults import PhaseFaultSpec
 
-LOG_MODES = ("legacy_json", "in_transaction", "sync", "buffered")
+LOG_MODES = ("legacy_json", "in_transaction", "sync", "buffered", "redis")
+# Modes whose emit returns only once the line is kept outside the process (Redis): at a
+# SIGKILL, only the line whose call had not returned may be lost, not a window of lines.
+DURABLE_EMIT_MODES = frozenset({"redis"})
+REDIS_LEASE = 2.0  # seconds: a killed worker's Redis stream is drained this soon after
+REDIS_DRAIN_TIMEOUT = 60.0  # seconds the run waits, after the stack stopped, for Redis to drain
 LEGACY_MODES = frozenset({"legacy_json", "in_transaction"})
 WORKER_APP_NAME = "ami-lt-celery"  # application_name of the Celery workers' DB connections
 WORKER_CONNECTIONS = WORKER_APP_NAME  # prefix: also matches their log connections (-joblog)

@@ -14,6 +14,7 @@ from django.db.models import Count
 from rich.console import Console
 
 from ami.jobs.lifecycle import cancel_job, create_job, start_job
+from ami.jobs.logging.backends.redis import drain_until_empty
 from ami.jobs.models import ImageTask, Job, JobLog
 from ami.jobs.progress import JobProgress, read_progress
 from ami.jobs.states import StageKey, TaskState
@@ -23,7 +24,10 @@ from ami_lab.demo.setup import ensure_images, ensure_pipeline, processing_key
 from ami_lab.jobs import wait_for_job_end
 from ami_lab.loadtest import error_lines, verdict
 from ami_lab.loadtest.config import (
+    DURABLE_EMIT_MODES,
     LEGACY_MODES,
+    REDIS_DRAIN_TIMEOUT,
+    REDIS_LEASE,
     WORKER_APP_NAME,
     WORKER_CONNECTIONS,
     FaultOptions,
@@ -150,6 +154,8 @@ def run_mode(
         supervisor.stop([c.name for c in supervisor.children if c.name.startswith("worker")])
         supervisor.stop()  # SIGTERM: Celery's warm shutdown flushes buffered log lines
         locks = sampler.stop()
+        if mode == "redis":
+            drain_redis(console)
     job.refresh_from_db()
     stuck = ""
     if not job.is_final:
@@ -368,15 +374,41 @@ def _count_lines(
         for event in plan.events
         if event.detail.startswith("pid ")  # kill_workers and the phase faults' sigkill
     }
-    in_flight = [
-        line.line_id
-        for line in lost
-        if line.pid in kills and 0 <= kills[line.pid] - line.at <= interval + KILL_MARGIN
-    ]
+    if mode in DURABLE_EMIT_MODES:
+        in_flight = in_call_at_kill(lost, emitted, kills)
+    else:
+        in_flight = [
+            line.line_id
+            for line in lost
+            if line.pid in kills and 0 <= kills[line.pid] - line.at <= interval + KILL_MARGIN
+        ]
     result.lines_lost_at_sigkill = len(in_flight)
     if lost:
         logs = read_logs(logs_dir) if logs_dir is not None else []
         result.lost_lines = [line.as_dict() for line in describe_lost(lost, kills, in_flight, logs)]
+
+
+def in_call_at_kill(
+    lost: list[Emitted], emitted: list[Emitted], kills: dict[int, float]
+) -> list[str]:
+    """The lost lines that were each killed process's last line before its kill: the one
+    whose call may not have returned. Any other lost line is a real loss."""
+    last: dict[int, Emitted] = {}
+    for line in emitted:
+        before_kill = line.pid in kills and line.at <= kills[line.pid]
+        if before_kill and (line.pid not in last or line.at >= last[line.pid].at):
+            last[line.pid] = line
+    lost_ids = {line.line_id for line in lost}
+    return [line.line_id for line in last.values() if line.line_id in lost_ids]
+
+
+def drain_redis(console: Console) -> None:
+    """Store what killed workers left in Redis (the stack runs no beat): wait for their
+    leases to expire, drain, as `ami drain_job_logs --wait` does."""
+    with console.status("Draining job log lines left in Redis..."):
+        left = drain_until_empty(REDIS_DRAIN_TIMEOUT)
+    if left:
+        console.print(f"[red]{left} Redis stream(s) not drained[/red]")
 
 
 def _stored_messages(mode: str, job: Job, emitted: list[Emitted]) -> Iterable[str]:
@@ -416,6 +448,7 @@ def _worker_env(mode: str, config: LoadConfig, ledger_dir: Path) -> dict[str, st
         "JOB_LOG_BACKEND": backend_setting(mode),
         "JOB_LOG_DUAL_WRITE": "false",
         "JOB_LOG_BUFFER_INTERVAL": str(config.buffer_interval),
+        **({"JOB_LOG_REDIS_LEASE": str(REDIS_LEASE)} if mode == "redis" else {}),
         "AMI_APP_NAME": WORKER_APP_NAME,
         # A task failed by a fault leaves its NATS message unacked: redeliver it soon.
         "AMI_NATS_ACK_WAIT": str(NATS_ACK_WAIT),

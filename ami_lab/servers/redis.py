@@ -29,8 +29,12 @@ class RedisServer(EmbeddedServer):
             "127.0.0.1",
             "--save",
             "",
+            # The redis job log backend keeps lines here until they are in PostgreSQL: an
+            # append-only file, synced every second, so a restart keeps them.
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "everysec",
             "--dir",
             str(self.home),
             "--daemonize",

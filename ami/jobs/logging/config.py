@@ -10,6 +10,7 @@ JOB_LOGS = {
     "RETENTION": "90d",             # partitions of jobs final for longer are dropped ("": keep all)
     "RETENTION_INTERVAL": 86400.0,  # seconds between retention passes (Celery beat)
     "PARTITION": "day",             # one JobLog partition per "day" or "week" of job starts
+    "DRAIN_INTERVAL": 5.0,          # seconds between drains of dead writers' Redis streams
 }
 ```
 
@@ -34,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION": "90d",
     "RETENTION_INTERVAL": 86_400.0,  # seconds
     "PARTITION": "day",
+    "DRAIN_INTERVAL": 5.0,  # seconds between orphan drains of the redis backend (Celery beat)
 }
 
 # The operator's environment variables: names kept from before `JOB_LOGS` existed (the load
@@ -46,12 +48,15 @@ ENVIRONMENT: dict[str, str] = {
     "RETENTION": "AMI_JOB_LOG_RETENTION",
     "RETENTION_INTERVAL": "AMI_JOB_LOG_RETENTION_INTERVAL",
     "PARTITION": "AMI_JOB_LOG_PARTITION",
+    "DRAIN_INTERVAL": "AMI_JOB_LOG_DRAIN_INTERVAL",
 }
 OPTION_ENVIRONMENT: dict[str, str] = {
     "max_message_chars": "JOB_LOG_MAX_MESSAGE_CHARS",
     "batch_size": "JOB_LOG_BUFFER_BATCH_SIZE",
     "interval": "JOB_LOG_BUFFER_INTERVAL",
     "max_lines": "JOB_LOG_BUFFER_MAX_LINES",
+    "redis_timeout": "JOB_LOG_REDIS_TIMEOUT",
+    "lease": "JOB_LOG_REDIS_LEASE",
 }
 
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True}
@@ -79,12 +84,15 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "DUAL_WRITE": _flag,
     "FLUSH_TIMEOUT": _parsed(float),
     "RETENTION_INTERVAL": _parsed(float),
+    "DRAIN_INTERVAL": _parsed(float),
 }
 _OPTION_PARSERS: dict[str, Callable[[str], Any]] = {
     "max_message_chars": _parsed(int),
     "batch_size": _parsed(int),
     "interval": _parsed(float),
     "max_lines": _parsed(int),
+    "redis_timeout": _parsed(float),
+    "lease": _parsed(float),
 }
 
 

@@ -66,6 +66,7 @@ RULES: dict[str, Rule] = {
     "RETENTION": Rule(lambda v: isinstance(v, str), 'a duration like "90d", or ""'),
     "RETENTION_INTERVAL": _seconds(0, inclusive=False),
     "PARTITION": Rule(lambda v: v in ("day", "week"), '"day" or "week"'),
+    "DRAIN_INTERVAL": _seconds(0, inclusive=False),
 }
 OPTION_RULES: dict[str, Rule] = {
     "max_message_chars": _int_at_least(1),
@@ -73,6 +74,10 @@ OPTION_RULES: dict[str, Rule] = {
     "batch_size": _int_at_least(1),
     "interval": _seconds(0, inclusive=False, high=3600),
     "max_lines": _int_at_least(1),
+    # The redis backend's (ami/jobs/logging/backends/redis.py).
+    "redis_url": Rule(lambda v: v is None or (isinstance(v, str) and bool(v)), "a redis:// URL"),
+    "redis_timeout": _seconds(0, inclusive=False, high=60),
+    "lease": _seconds(0, inclusive=False, high=3600),
 }
 
 

@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ami.jobs.logging import legacy
-from ami_lab.bench.logs.measure import measure_mode
+from ami_lab.bench.logs.measure import BENCH_PROJECT, measure_mode
+from ami_lab.bench.logs.visibility import report_visibility
 from ami_lab.bench.logs.writers import (
     BENCH_MODES,
     JSON_COLUMN_MODES,
@@ -59,6 +60,10 @@ class Command(BaseCommand):
             help=f"subset of {','.join(BENCH_MODES)}",
         )
         parser.add_argument("--json", type=Path, help="also write the figures to this file")
+        parser.add_argument(
+            "--visibility", action="store_true",
+            help="also time emit to visible in JobLog, one line at a time (sync, buffered, redis)",
+        )  # fmt: skip
 
     def handle(self, *args: object, **options: object) -> None:
         console = Console(width=max(Console().width, 120))
@@ -81,6 +86,8 @@ class Command(BaseCommand):
                 f"sync / raw_insert: {sync.lines_per_s / ceiling.lines_per_s:.2f}x the rate, "
                 f"{sync.p99_ms / ceiling.p99_ms:.2f}x the p99"
             )
+        if options["visibility"]:
+            report_visibility(options["modes"], BENCH_PROJECT, console)
         if options["json"]:
             options["json"].write_text(json.dumps([asdict(r) for r in results], indent=2))
             console.print(f"figures written to {options['json']}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 BENCH_MODES = (
     "raw_copy", "raw_insert", "sync", "buffered", "legacy_json", "in_transaction", "seed",
+    "redis",
 )  # fmt: skip
 JSON_COLUMN_MODES = ("legacy_json", "seed")  # store into the capped JSON column
 

@@ -3,6 +3,7 @@
 BACKEND_ALIASES = {
     "sync": "ami.jobs.logging.backends.sync.SyncBackend",
     "buffered": "ami.jobs.logging.backends.buffered.BufferedBackend",
+    "redis": "ami.jobs.logging.backends.redis.RedisBackend",
     "legacy_json": "ami.jobs.logging.backends.legacy_json.LegacyJsonBackend",
     "memory": "ami.jobs.logging.backends.memory.MemoryBackend",
 }

@@ -1,6 +1,6 @@
 """`ami loadtest`, CI-sized, with every fault on: the properties the incident issue asks for.
 
-sync and buffered finish the job with exact counters, lose no line (except, under SIGKILL,
+sync, buffered and redis finish the job with exact counters, lose no line (except, under SIGKILL,
 lines still in flight in the killed process), duplicate none, and no fault causes more than
 one error line. legacy_json shows the upstream incident: its writers wait on the job row.
 """
@@ -32,7 +32,7 @@ def loadtest_figures(subprocess_env, tmp_path) -> dict[str, dict]:
 
 
 def test_new_backends_survive_every_fault_and_legacy_ones_do_not(loadtest_figures):
-    for mode in ("sync", "buffered"):
+    for mode in ("sync", "buffered", "redis"):
         figures = loadtest_figures[mode]
         assert figures["status"] == "SUCCESS", figures
         assert figures["counters_exact"], figures["counter_problems"]

@@ -27,7 +27,7 @@ from tests.support.logs import LOGS_DB, stored_messages
 
 pytestmark = LOGS_DB
 
-TABLE_BACKENDS = ["sync", "buffered"]
+TABLE_BACKENDS = ["sync", "buffered", "redis"]
 
 
 def legacy_stdout(job: Job) -> list[str]:

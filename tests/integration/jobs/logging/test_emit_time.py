@@ -18,7 +18,7 @@ pytestmark = LOGS_DB
 LOGGED_AT = datetime(2021, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("name", ["sync", "buffered", "memory", "legacy_json"])
+@pytest.mark.parametrize("name", ["sync", "buffered", "redis", "memory", "legacy_json"])
 def test_every_backend_writes_the_rows_emit_time(name, job):
     backend = build_backend(name, dual_write=False)
     try:

@@ -14,7 +14,7 @@ from tests.support.logs import LOGS_DB, stored_messages
 
 pytestmark = LOGS_DB
 
-BACKENDS = ["sync", "buffered", "legacy_json", "memory"]
+BACKENDS = ["sync", "buffered", "redis", "legacy_json", "memory"]
 
 
 class Unprintable:
@@ -98,7 +98,7 @@ def test_a_lone_surrogate_keeps_the_buffered_flusher_alive(job, use_backend):
     assert stored_messages(job.pk)[-1] == "later"
 
 
-@pytest.mark.parametrize("name", ["sync", "buffered"])
+@pytest.mark.parametrize("name", ["sync", "buffered", "redis"])
 def test_a_row_the_database_refuses_is_dropped_and_counted_alone(name, job, use_backend):
     """A job id beyond bigint passes the handler but not PostgreSQL: that row only is lost."""
     backend = use_backend(name)

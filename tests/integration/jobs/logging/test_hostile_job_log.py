@@ -20,7 +20,7 @@ from tests.support.logs import LOGS_DB
 
 pytestmark = [LOGS_DB, pytest.mark.usefixtures("fresh_log_backend")]
 
-BACKENDS = ["sync", "buffered", "legacy_json", "memory"]
+BACKENDS = ["sync", "buffered", "redis", "legacy_json", "memory"]
 FLUSH_TIMEOUT = 10.0  # seconds
 FLUSHER_THREAD = "ami-joblog-flusher"  # the buffered backend's writer thread
 

@@ -16,11 +16,12 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from ami.jobs.checks import check_job_log_settings
-from ami.jobs.logging import wiring
+from ami.jobs.logging import config, wiring
 from ami.jobs.logging.backends.background import BackgroundWriter
 from ami.jobs.logging.backends.base import DEFAULT_INTERVAL
 from ami.jobs.logging.backends.buffered import BufferedBackend
 from ami.jobs.logging.backends.memory import MemoryBackend
+from ami.jobs.logging.backends.redis import RedisBackend
 from ami.jobs.logging.errors import FailureReporter
 from tests.support.log_settings import job_logs_with
 
@@ -88,7 +89,7 @@ def test_an_option_the_backend_does_not_take_stops_the_process_at_startup():
 def test_queue_options_are_every_backends_own():
     """Any backend may queue lines (dual-write), and the load test sets the queue's
     environment variables for every mode: no backend refuses them."""
-    for name in ("sync", "buffered", "legacy_json", "memory"):
+    for name in ("sync", "buffered", "redis", "legacy_json", "memory"):
         job_logs = job_logs_with(BACKEND=name, batch_size=10, interval=1.0, max_lines=100)
         with override_settings(JOB_LOGS=job_logs):
             assert check_job_log_settings(None) == []
@@ -165,3 +166,26 @@ def test_without_the_environment_variable_the_backend_default_applies():
 def test_only_the_variables_set_are_passed_as_options():
     code = "from django.conf import settings; print(sorted(settings.JOB_LOGS['OPTIONS']))"
     assert run_in_a_new_process(code, JOB_LOG_BUFFER_MAX_LINES="9") == "['max_lines']"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("redis_timeout", 0), ("redis_timeout", math.inf), ("lease", 0), ("lease", -1),
+     ("redis_url", ""), ("redis_url", 5)],
+)  # fmt: skip
+def test_the_redis_backend_refuses_bad_options(option, value):
+    with pytest.raises(ValueError, match=option):
+        RedisBackend(**{option: value})
+
+
+def test_the_redis_options_and_drain_interval_come_from_the_environment():
+    environ = {
+        "JOB_LOG_REDIS_TIMEOUT": "0.2",
+        "JOB_LOG_REDIS_LEASE": "3",
+        "AMI_JOB_LOG_DRAIN_INTERVAL": "2.5",
+    }
+    job_logs = config.from_environ(environ)
+    assert job_logs["OPTIONS"] == {"redis_timeout": 0.2, "lease": 3.0}
+    assert job_logs["DRAIN_INTERVAL"] == 2.5
+    with override_settings(JOB_LOGS={**job_logs, "BACKEND": "redis"}):
+        assert check_job_log_settings(None) == []

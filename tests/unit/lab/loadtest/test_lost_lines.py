@@ -74,3 +74,15 @@ def test_the_verdict_lists_the_unexpected_lost_lines():
     assert "console: celery-results.log: INFO ami.jobs.job: Result for image 7" in text
     assert A not in text  # in flight at SIGKILL: expected, not listed as a failure
     assert asdict(result)["lost_lines"][0]["line_id"] == B
+
+
+def test_a_durable_mode_excuses_only_the_line_in_the_call_at_a_sigkill():
+    """redis: a killed process's last line before the kill may be lost, no earlier one."""
+    from ami_lab.loadtest.runner import in_call_at_kill
+
+    earlier, last, after = Emitted(A, 10.0, 5), Emitted(B, 10.5, 5), Emitted(C, 11.5, 6)
+    emitted = [earlier, last, after, Emitted("d" * 32, 12.0, 5)]  # after the kill: not 5's
+    kills = {5: 11.0}
+    assert in_call_at_kill([earlier, last], emitted, kills) == [B]
+    assert in_call_at_kill([earlier], emitted, kills) == []
+    assert in_call_at_kill([after], emitted, kills) == []

@@ -30,7 +30,7 @@ def write_under_progress_updates(job, mode, lines, env, tmp_path) -> int:
     return updates
 
 
-@pytest.mark.parametrize("mode", ["sync", "buffered"])
+@pytest.mark.parametrize("mode", ["sync", "buffered", "redis"])
 def test_no_line_lost_or_duplicated_and_each_process_in_order(mode, job, subprocess_env, tmp_path):
     updates = write_under_progress_updates(job, mode, LINES, subprocess_env, tmp_path)
     rows = (
