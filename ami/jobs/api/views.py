@@ -36,7 +36,7 @@ from ami.jobs.api.serializers import (
 )
 from ami.jobs.log_partitions import remember_partition_key
 from ami.jobs.logging import legacy
-from ami.jobs.models import JobStage
+from ami.jobs.models import JobLogBudget, JobStage
 from ami.jobs.states import JobStatus
 from ami.main.access import USER_AUTHENTICATION, visible_projects
 
@@ -281,7 +281,9 @@ class JobViewSet(
         except BadLogQuery as error:
             raise bad_request(error) from None
         page = fetch_page(job_id, page_request, horizon)
-        return Response(self._page_body(request, page_request, page))
+        body = self._page_body(request, page_request, page)
+        body["elided_lines"], body["elided_bytes"] = JobLogBudget.elided(job_id)
+        return Response(body)
 
     def _page_body(self, request: Request, page_request, page: LogPage) -> dict:
         base = {**page_request.filters.as_params(), "limit": page_request.limit}

@@ -4,6 +4,7 @@
 JOB_LOGS = {
     "BACKEND": "buffered",          # a short name (backends.BACKEND_ALIASES) or a dotted path
     "OPTIONS": {"interval": 0.5},   # the backend's constructor keywords; absent: its defaults
+                                    # (also the per-job budget: "budget_lines", ...)
     "DUAL_WRITE": False,            # also write the legacy JSON column
     "LEVEL": "INFO",                # lowest level stored, whatever the console's level
     "FLUSH_TIMEOUT": 5.0,           # seconds a flush (task end, shutdown) waits
@@ -52,6 +53,9 @@ OPTION_ENVIRONMENT: dict[str, str] = {
     "batch_size": "JOB_LOG_BUFFER_BATCH_SIZE",
     "interval": "JOB_LOG_BUFFER_INTERVAL",
     "max_lines": "JOB_LOG_BUFFER_MAX_LINES",
+    "budget_lines": "AMI_JOB_LOG_MAX_LINES",
+    "budget_bytes": "AMI_JOB_LOG_MAX_BYTES",
+    "budget_tail": "AMI_JOB_LOG_TAIL_LINES",
 }
 
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True}
@@ -85,6 +89,9 @@ _OPTION_PARSERS: dict[str, Callable[[str], Any]] = {
     "batch_size": _parsed(int),
     "interval": _parsed(float),
     "max_lines": _parsed(int),
+    "budget_lines": _parsed(int),
+    "budget_bytes": _parsed(int),
+    "budget_tail": _parsed(int),
 }
 
 

@@ -73,6 +73,9 @@ OPTION_RULES: dict[str, Rule] = {
     "batch_size": _int_at_least(1),
     "interval": _seconds(0, inclusive=False, high=3600),
     "max_lines": _int_at_least(1),
+    "budget_lines": _int_at_least(0),
+    "budget_bytes": _int_at_least(0),
+    "budget_tail": _int_at_least(0),
 }
 
 
