@@ -17,11 +17,15 @@ stores a line only from its own chunk, so the job's stored lines never exceed th
 - Elided lines are added to the ledger at flushes and every chunk's worth of lines; the
   log API and the job page show the job's total ("N lines elided").
 
-A ledger that cannot be reached fails closed: the line goes to the ring as if the budget
-were spent (so it is kept if the ledger answers by the flush, else counted as elided), and
-the process asks again `RETRY_AFTER` seconds later, not on every line. Failing open would
-let an outage of the ledger (usually of the database, where the line could not be stored
-anyway) break the bound that the budget exists for.
+A ledger that fails (database unreachable, lock timeout, table not migrated yet) fails
+open: the line is stored without a grant, and for the next `RETRY_AFTER` seconds (doubling
+on each failure in a row, up to `MAX_RETRY_AFTER`) this process stores without asking, then
+asks again; a tail is written whole, a count waits for the next flush. Failing closed would
+hide an outage: lines that cannot be stored would be counted as elided instead of reported
+as lost, and a deploy ahead of its migration would elide every job's lines. The cost is
+bounded: past the budget, only a process that cannot reach the ledger stores more, for
+the seconds it cannot; and the ledger is asked once per backoff, so a caller waits at most
+one connect timeout per backoff for it.
 
 Not thread-safe by itself: the backend calls `admit` from any thread; it takes its own lock,
 also across a reservation (one short statement per chunk).
@@ -48,7 +52,8 @@ TAIL_SHARE = 10  # percent of the budget kept for the tails
 CHUNKS = 32  # a chunk is this fraction of the head share...
 MAX_CHUNK_LINES = 1000  # ...but at most this many lines
 MAX_CHUNK_BYTES = 2**20  # and bytes
-RETRY_AFTER = 5.0  # seconds a process waits to ask again after the ledger failed
+RETRY_AFTER = 5.0  # seconds a process stores without asking after the ledger failed
+MAX_RETRY_AFTER = 60.0  # the longest of those, after failures in a row
 MAX_TRACKED_JOBS = 1024  # jobs whose budget state a process keeps; the oldest is retired
 
 
@@ -66,9 +71,14 @@ def line_bytes(row: LogRow) -> int:
     return text_bytes(row.message) + text_bytes(_encode_context(row.context))
 
 
+BIGINT = range(-(2**63), 2**63)
+
+
 def counted(row: LogRow) -> bool:
-    """Whether a line counts against the budget: below WARNING."""
-    return row.level < logging.WARNING
+    """Whether a line counts against the budget: below WARNING, and of a job id the ledger
+    can hold (PostgreSQL's bigint). A line of any other id is left to the writer, which
+    refuses it and counts it as dropped, as without a budget."""
+    return row.level < logging.WARNING and row.job_id in BIGINT
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,6 @@ class JobState:
     lines: int = 0  # granted and not yet used
     bytes: int = 0
     exhausted: bool = False  # the head share refused this process: no more asking
-    retry_at: float = 0.0  # time.monotonic() before which the failed ledger is not asked
     tail: deque[tuple[LogRow, int]] = field(default_factory=deque)  # (row, bytes)
     elided_lines: int = 0  # not yet added to the ledger
     elided_bytes: int = 0
@@ -128,6 +137,8 @@ class JobBudget:
         self._lock = threading.Lock()
         self._jobs: OrderedDict[int, JobState] = OrderedDict()
         self._retired: list[tuple[int, JobState]] = []
+        self._retry_at = 0.0  # time.monotonic() before which the failed ledger is not asked
+        self._failures = 0  # in a row
 
     def admit(self, rows: list[LogRow]) -> list[LogRow]:
         """The rows to store now; the others go to their job's tail or are counted."""
@@ -183,8 +194,11 @@ class JobBudget:
         return False
 
     def _reserve(self, job_id: int, state: JobState, size: int) -> bool:
-        if state.exhausted or time.monotonic() < state.retry_at:
+        """Take a chunk for a line that did not fit; whether the line may be stored."""
+        if state.exhausted:
             return False
+        if self._ledger_down():
+            return True  # fail open (module doc)
         chunk_lines, chunk_bytes = self._chunk
         line_limit, byte_limit = self._head
         try:
@@ -193,8 +207,9 @@ class JobBudget:
                 line_limit=line_limit, byte_limit=byte_limit,
             )  # fmt: skip
         except WRITE_ERRORS:
-            state.retry_at = time.monotonic() + RETRY_AFTER
-            return False
+            self._ledger_failed()
+            return True
+        self._failures = 0
         state.lines += lines
         state.bytes += granted
         if state.take(size):
@@ -221,12 +236,15 @@ class JobBudget:
             return [], 0, 0
         line_limit, byte_limit = self._total
         want = sum(size for _, size in tail)
+        if self._ledger_down():
+            return [row for row, _ in tail], 0, 0  # fail open
         try:
             lines, size = self.ledger.reserve(
                 job_id, len(tail), want, line_limit=line_limit, byte_limit=byte_limit
             )
         except WRITE_ERRORS:
-            lines = size = 0
+            self._ledger_failed()
+            return [row for row, _ in tail], 0, 0
         kept: list[LogRow] = []
         for row, row_size in reversed(tail):
             if len(kept) == lines or row_size > size:
@@ -239,10 +257,23 @@ class JobBudget:
 
     def _add_elided(self, counts: list[tuple[int, int, int]]) -> None:
         for job_id, lines, size in counts:
+            if self._ledger_down():
+                self._restore_count(job_id, lines, size)
+                continue
             try:
                 self.ledger.add_elided(job_id, lines, size)
             except WRITE_ERRORS:
+                self._ledger_failed()
                 self._restore_count(job_id, lines, size)
+
+    def _ledger_down(self) -> bool:
+        return time.monotonic() < self._retry_at
+
+    def _ledger_failed(self) -> None:
+        """Back off: `RETRY_AFTER` seconds, doubled for each failure in a row."""
+        self._failures += 1
+        delay = min(MAX_RETRY_AFTER, RETRY_AFTER * 2 ** min(self._failures - 1, 16))
+        self._retry_at = time.monotonic() + delay
 
     def _restore_count(self, job_id: int, lines: int, size: int) -> None:
         """Keep a count the ledger could not take for the next attempt (a later flush)."""

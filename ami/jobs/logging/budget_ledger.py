@@ -21,6 +21,7 @@ import psycopg
 from django.db import connections
 
 from ami.jobs.logging.connection import LOG_DB_ALIAS
+from ami.jobs.logging.errors import CONNECTION_ERRORS
 from ami.jobs.logging.process import current_pid
 
 # Connections inherited from a parent process: never closed or collected in the child, where
@@ -74,8 +75,12 @@ class LocalLedger(Ledger):
 class TableLedger(Ledger):
     """`jobs_joblogbudget`, through this process's own autocommit connection.
 
-    A database error propagates to the caller (`JobBudget`, which counts the lines as
-    elided) after the connection is dropped: the next call opens a fresh one.
+    A connection found dead by a statement (idle for long between two chunks, killed) is
+    replaced and the statement run once more: a reservation whose reply was lost after its
+    commit is then taken twice, which only leaves part of the budget unused; an elided
+    count is then added twice (the one way the count can be high). Any other database
+    error propagates to the caller (`JobBudget`, which fails closed) after the connection
+    is dropped; the next call opens a fresh one.
     """
 
     def __init__(self) -> None:
@@ -107,15 +112,25 @@ class TableLedger(Ledger):
 
     def _run(self, statement: Any) -> Any:
         with self._lock:
-            conn = self._connection()
+            was_open = self._conn is not None and self._pid == current_pid()
             try:
-                with conn.cursor() as cursor:
-                    return statement(cursor)
-            except BaseException:
-                # Broken, or interrupted mid-statement (a soft time limit): start afresh.
-                self._conn = None
-                conn.close()
-                raise
+                return self._execute(statement)
+            except CONNECTION_ERRORS:
+                if not was_open:
+                    raise  # a connection that could not be opened: a retry would wait again
+            return self._execute(statement)
+
+    def _execute(self, statement: Any) -> Any:
+        # Called with self._lock held.
+        conn = self._connection()
+        try:
+            with conn.cursor() as cursor:
+                return statement(cursor)
+        except BaseException:
+            # Broken, or interrupted mid-statement (a soft time limit): start afresh.
+            self._conn = None
+            conn.close()
+            raise
 
     def _connection(self) -> psycopg.Connection:
         # Called with self._lock held.
@@ -130,8 +145,10 @@ class TableLedger(Ledger):
 
 def connection_params() -> dict[str, Any]:
     """The `logs` alias's connection parameters (database, credentials, `options` with its
-    `lock_timeout`, `connect_timeout`, `application_name`) as psycopg takes them."""
+    `lock_timeout`, `connect_timeout`) as psycopg takes them, under a name of its own."""
     params = connections[LOG_DB_ALIAS].get_connection_params()
     for name in _DJANGO_ONLY:
         params.pop(name, None)
+    # Its own name in pg_stat_activity: "ami-joblog-budget" next to the writers' "ami-joblog".
+    params["application_name"] = f"{params.get('application_name') or 'ami-joblog'}-budget"
     return params
