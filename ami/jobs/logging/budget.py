@@ -68,7 +68,37 @@ def text_bytes(text: str) -> int:
 def line_bytes(row: LogRow) -> int:
     """A line's size for the budget: the UTF-8 length of its (sanitised) message plus that
     of its context as JSON (`json.dumps`, default separators, non-ASCII kept as is)."""
-    return text_bytes(row.message) + text_bytes(_encode_context(row.context))
+    return text_bytes(row.message) + context_bytes(row.context)
+
+
+def _plain(text: str) -> bool:
+    """A string JSON writes as itself between quotes (no escapes)."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _scalar_bytes(value: object) -> int | None:
+    """The JSON length of a common flat value, computed without encoding; None otherwise."""
+    if isinstance(value, str):
+        return len(value) + 2 if _plain(value) else None
+    if value is None or value is True:
+        return 4
+    if value is False:
+        return 5
+    if type(value) is int:
+        return len(str(value))
+    return None
+
+
+def context_bytes(context: dict) -> int:
+    """`text_bytes(json.dumps(context, ensure_ascii=False))`, without encoding a flat context
+    of plain keys, strings, ints and booleans (the common line: a third of the cost)."""
+    size = 2 * len(context) if context else 2  # "{}" and ", " between items, ": " in each
+    for key, value in context.items():
+        value_size = _scalar_bytes(value)
+        if value_size is None or not (isinstance(key, str) and _plain(key)):
+            return text_bytes(_encode_context(context))
+        size += len(key) + 4 + value_size  # the key's quotes and ": "
+    return size
 
 
 BIGINT = range(-(2**63), 2**63)

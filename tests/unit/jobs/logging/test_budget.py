@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import psycopg
 import pytest
 
 from ami.jobs.logging.backends.memory import MemoryBackend
-from ami.jobs.logging.budget import JobBudget, Limits, line_bytes
+from ami.jobs.logging.budget import JobBudget, Limits, context_bytes, line_bytes
 from ami.jobs.logging.budget_ledger import LocalLedger
 from ami.jobs.logging.config import from_environ
 from ami.jobs.logging.rows import LogRow
@@ -154,3 +155,15 @@ def test_the_budget_options_are_validated_and_read_from_the_environment():
     assert len(problems) == 1 and "AMI_JOB_LOG_MAX_BYTES" in problems[0]
     with pytest.raises(ValueError, match="budget_tail"):
         MemoryBackend(budget_tail=-1)
+
+
+CONTEXTS = [
+    {}, {"a": 1}, {"writer": 1, "seq": 12345, "host": "h-1", "pid": -5}, {"k": "é"},
+    {"k": 'a"b'}, {"k": "a\\b"}, {"k": "\n\x7f"}, {"k": True, "n": None, "f": False},
+    {"k": 1.5}, {"k": [1, {"x": "y"}]}, {"é": 1}, {"": ""},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_the_quick_context_size_is_the_size_of_its_json(context):
+    assert context_bytes(context) == len(json.dumps(context, ensure_ascii=False).encode())
