@@ -12,9 +12,12 @@ import sys
 
 import pytest
 
+from ami.jobs.locking import transition
 from ami.jobs.logging.budget import line_bytes
 from ami.jobs.logging.rows import LogRow
+from ami.jobs.management.commands.logs import summary_line
 from ami.jobs.models import Job, JobLog, JobLogBudget
+from ami.jobs.states import JobStatus
 from tests.support.logs import LOGS_DB
 
 pytestmark = [LOGS_DB, pytest.mark.slow]
@@ -110,3 +113,9 @@ def test_without_elided_lines_the_api_says_zero_and_the_page_hides_the_marker(jo
     assert (body["elided_lines"], body["elided_bytes"]) == (0, 0)
     page = member_client.get(f"/jobs/{job.pk}/").content.decode()
     assert 'id="log-elided" class="warning" data-lines="0" hidden' in page
+
+
+def test_the_summary_of_ami_logs_names_the_elided_lines(job):
+    JobLogBudget.objects.create(job=job, elided_lines=77, elided_bytes=7700)
+    assert transition(job.pk, JobStatus.STARTED) and transition(job.pk, JobStatus.SUCCESS)
+    assert summary_line(job.pk).endswith("; 77 log lines elided (past the job's log budget)")
