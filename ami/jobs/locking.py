@@ -13,6 +13,9 @@ Rules kept here:
   per job at a time (an advisory lock), so no result waits on another's stage update.
 - Status changes are conditional UPDATEs: they succeed only from an allowed source state,
   so a final job is never pulled back and concurrent finishers cannot both win.
+- A job's log budget (`jobs_joblogbudget`) is taken in chunks by guarded upserts that
+  never touch the job row: one statement each, in autocommit, on the log writers' own
+  connection (`ami.jobs.logging.budget_ledger`), bounded by its `lock_timeout`.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ami.jobs.models import ImageTask, Job, JobStage, ProgressIncrement
+from ami.jobs.models import ImageTask, Job, JobLogBudget, JobStage, ProgressIncrement
 from ami.jobs.states import FINAL_STATES, JobStatus, StageKey, StageStatus, TaskState, sources_of
 
 
@@ -302,3 +306,63 @@ def has_pending_tasks(job_id: int) -> bool:
     """Whether any image of the job still waits for a result (stops at the first one;
     `ami.jobs.progress.task_outcomes` counts them). Locks: nothing."""
     return ImageTask.objects.filter(job_id=job_id, state=TaskState.PENDING).exists()
+
+
+# -- Job log budget ------------------------------------------------------------------------
+# The grant is computed from the row as it was (an UPDATE's SET sees the old values) and
+# written to `last_grant_*`, which RETURNING reports: one statement adds and reports it.
+# Nothing is granted unless both the lines and the bytes are below their limits, and a
+# grant never takes either past its limit: the last chunk is partial, the limit exact.
+_BUDGET = JobLogBudget._meta.db_table
+_GRANT_LINES = (
+    "CASE WHEN b.lines_reserved < %(line_limit)s AND b.bytes_reserved < %(byte_limit)s "
+    "THEN LEAST(%(lines)s, %(line_limit)s - b.lines_reserved) ELSE 0 END"
+)
+_GRANT_BYTES = (
+    "CASE WHEN b.lines_reserved < %(line_limit)s AND b.bytes_reserved < %(byte_limit)s "
+    "THEN LEAST(%(bytes)s, %(byte_limit)s - b.bytes_reserved) ELSE 0 END"
+)
+_RESERVE_SQL = f"""
+INSERT INTO {_BUDGET} AS b (job_id, lines_reserved, bytes_reserved, last_grant_lines,
+                            last_grant_bytes, elided_lines, elided_bytes)
+VALUES (%(job_id)s, LEAST(%(lines)s, %(line_limit)s), LEAST(%(bytes)s, %(byte_limit)s),
+        LEAST(%(lines)s, %(line_limit)s), LEAST(%(bytes)s, %(byte_limit)s), 0, 0)
+ON CONFLICT (job_id) DO UPDATE SET
+    last_grant_lines = {_GRANT_LINES},
+    last_grant_bytes = {_GRANT_BYTES},
+    lines_reserved = b.lines_reserved + {_GRANT_LINES},
+    bytes_reserved = b.bytes_reserved + {_GRANT_BYTES}
+RETURNING last_grant_lines, last_grant_bytes
+"""
+_ELIDED_SQL = f"""
+INSERT INTO {_BUDGET} AS b (job_id, lines_reserved, bytes_reserved, last_grant_lines,
+                            last_grant_bytes, elided_lines, elided_bytes)
+VALUES (%(job_id)s, 0, 0, 0, 0, %(lines)s, %(bytes)s)
+ON CONFLICT (job_id) DO UPDATE SET
+    elided_lines = b.elided_lines + EXCLUDED.elided_lines,
+    elided_bytes = b.elided_bytes + EXCLUDED.elided_bytes
+"""
+
+
+def reserve_log_budget(
+    cursor: Any, job_id: int, lines: int, size: int, *, line_limit: int, byte_limit: int
+) -> tuple[int, int]:
+    """Take up to `lines` lines and `size` bytes of a job's log budget; return the grant.
+
+    Locks: the job's `jobs_joblogbudget` row (made if missing), for this single statement
+    only, run in autocommit on `cursor` (the log writers' connection, whose `lock_timeout`
+    bounds the wait). Never the job row. Concurrent callers are serialised on the budget
+    row, and each sees the others' grants: together they never exceed the limits.
+    """
+    params = {"job_id": job_id, "lines": lines, "bytes": size}
+    cursor.execute(_RESERVE_SQL, {**params, "line_limit": line_limit, "byte_limit": byte_limit})
+    granted_lines, granted_bytes = cursor.fetchone()
+    return granted_lines, granted_bytes
+
+
+def add_elided_lines(cursor: Any, job_id: int, lines: int, size: int) -> None:
+    """Add lines (and their bytes) left out past the budget to the job's elided counts.
+
+    Locks: the job's `jobs_joblogbudget` row, for this single autocommit statement only.
+    """
+    cursor.execute(_ELIDED_SQL, {"job_id": job_id, "lines": lines, "bytes": size})

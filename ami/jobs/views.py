@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, render
 
 from ami.jobs.access import visible_jobs
 from ami.jobs.api.log_query import MAX_QUERY_LENGTH
+from ami.jobs.models import JobLogBudget
 from ami.jobs.states import StageKey
 from ami.main.access import visible_projects
 
@@ -34,6 +35,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "process": next((stage for stage in stages if stage.key == StageKey.PROCESS), None),
         "levels": LOG_LEVELS,
         "max_query": MAX_QUERY_LENGTH,
+        "elided_lines": JobLogBudget.elided(job.pk)[0],
     }
     return render(request, "jobs/job_detail.html", context)
 

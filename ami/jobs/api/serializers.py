@@ -149,3 +149,7 @@ class LogPageSerializer(serializers.Serializer):
     )
     newer = serializers.CharField(help_text="URL of the next (newer) page")
     older = serializers.CharField(allow_null=True, help_text="URL of the older page")
+    elided_lines = serializers.IntegerField(
+        help_text="Lines of the job left out past its log budget so far (docs/logging.md)"
+    )
+    elided_bytes = serializers.IntegerField(help_text="Their size in bytes")

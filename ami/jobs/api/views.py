@@ -270,19 +270,22 @@ class JobViewSet(
     @action(detail=True, methods=["get"], renderer_classes=LOG_RENDERERS)
     def logs(self, request: Request, pk=None, format=None) -> Response:
         job_id = job_id_of(pk)
-        # The access check, the job's partition key and H in one query (`visible_jobs`
-        # then `log_horizon` were three round trips, the job row read whole).
+        # The access check, the job's partition key, H and the log budget's elided count in
+        # one query (`visible_jobs` then `log_horizon` were three round trips, the job row
+        # read whole).
         found = None if job_id is None else visible_job_horizon(request.user, job_id)
         if found is None:
             raise Http404
-        horizon, partition_key = found
+        horizon, partition_key, elided_lines, elided_bytes = found
         remember_partition_key(job_id, partition_key)  # `of_job` need not look it up
         try:
             page_request = parse_page_request(request.query_params)
         except BadLogQuery as error:
             raise bad_request(error) from None
         page = fetch_page(job_id, page_request, horizon)
-        return Response(page_body(request, page_request, page))
+        body = page_body(request, page_request, page)
+        body["elided_lines"], body["elided_bytes"] = elided_lines, elided_bytes
+        return Response(body)
 
 
 def page_body(request: Request, page_request: LogPageRequest, page: LogPage) -> dict:

@@ -4,6 +4,7 @@
 JOB_LOGS = {
     "BACKEND": "buffered",          # a short name (backends.BACKEND_ALIASES) or a dotted path
     "OPTIONS": {"interval": 0.5},   # the backend's constructor keywords; absent: its defaults
+                                    # (also the per-job budget: "budget_lines", ...)
     "DUAL_WRITE": False,            # also write the legacy JSON column
     "LEVEL": "INFO",                # lowest level stored, whatever the console's level
     "FLUSH_TIMEOUT": 5.0,           # seconds a flush (task end, shutdown) waits
@@ -57,6 +58,9 @@ OPTION_ENVIRONMENT: dict[str, str] = {
     "max_lines": "JOB_LOG_BUFFER_MAX_LINES",
     "redis_timeout": "JOB_LOG_REDIS_TIMEOUT",
     "lease": "JOB_LOG_REDIS_LEASE",
+    "budget_lines": "AMI_JOB_LOG_MAX_LINES",
+    "budget_bytes": "AMI_JOB_LOG_MAX_BYTES",
+    "budget_tail": "AMI_JOB_LOG_TAIL_LINES",
 }
 
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True}
@@ -93,6 +97,9 @@ _OPTION_PARSERS: dict[str, Callable[[str], Any]] = {
     "max_lines": _parsed(int),
     "redis_timeout": _parsed(float),
     "lease": _parsed(float),
+    "budget_lines": _parsed(int),
+    "budget_bytes": _parsed(int),
+    "budget_tail": _parsed(int),
 }
 
 

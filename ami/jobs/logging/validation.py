@@ -78,6 +78,9 @@ OPTION_RULES: dict[str, Rule] = {
     "redis_url": Rule(lambda v: v is None or (isinstance(v, str) and bool(v)), "a redis:// URL"),
     "redis_timeout": _seconds(0, inclusive=False, high=60),
     "lease": _seconds(0, inclusive=False, high=3600),
+    "budget_lines": _int_at_least(0),
+    "budget_bytes": _int_at_least(0),
+    "budget_tail": _int_at_least(0),
 }
 
 

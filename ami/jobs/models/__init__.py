@@ -1,4 +1,5 @@
+from ami.jobs.models.budget import JobLogBudget
 from ami.jobs.models.job import ImageTask, Job, JobStage, ProgressIncrement
 from ami.jobs.models.log import JobLog
 
-__all__ = ["ImageTask", "Job", "JobLog", "JobStage", "ProgressIncrement"]
+__all__ = ["ImageTask", "Job", "JobLog", "JobLogBudget", "JobStage", "ProgressIncrement"]

@@ -11,7 +11,7 @@ from django.db import connection
 
 from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
-from ami.jobs.models import JobLog, JobStage
+from ami.jobs.models import JobLog, JobLogBudget, JobStage
 from ami.jobs.states import JobStatus
 from tests.browser.jobs.job_simulator import run_job
 from tests.support.asgi_server import database_url
@@ -145,6 +145,16 @@ def test_a_long_log_opens_on_the_newest_page_and_pages_back(asgi_server, page, r
     messages = log_messages(page)
     assert len(messages) == 800
     assert messages[-1] == "line 99200"
+
+
+def test_the_page_shows_how_many_lines_the_log_budget_elided(asgi_server, page, running_job):
+    base, _ = asgi_server
+    sign_in(page, base, f"/jobs/{running_job.pk}/")
+    page.wait_for_selector("text=live", timeout=WAIT_MS)
+    assert page.is_hidden("#log-elided")  # nothing elided: no marker
+    JobLogBudget.objects.create(job=running_job, elided_lines=42, elided_bytes=4200)
+    page.select_option("#log-level", "20")  # a new first page brings the count
+    page.wait_for_selector("#log-elided >> text=42 lines elided", timeout=WAIT_MS)
 
 
 def test_cancel_from_the_page_revokes_the_job_and_ends_the_tail(asgi_server, page, running_job):

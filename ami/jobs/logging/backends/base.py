@@ -1,14 +1,20 @@
 """The base backend owns the algorithm; each backend supplies the write primitive.
 
-`emit` sanitises a line, collapses storms of identical lines, and hands the rows to
-`submit`. The base `submit` writes at once through `write_rows` and absorbs database errors
-(reported once per burst on stderr). A backend may override:
+`emit` sanitises a line, collapses storms of identical lines, applies the job's log budget
+(`ami.jobs.logging.budget`: past it, only the first and last lines and WARNING or worse are
+stored, the rest counted), and hands the rows to `submit`. The base `submit` writes at once
+through `write_rows` and absorbs database errors (reported once per burst on stderr).
+A backend may override:
 
 - `write_rows(rows)`: store rows, raising on database errors (required);
 - `submit(rows)`: deliver rows some other way (the buffered backend enqueues them);
 - `flush_writes(timeout)`: wait for rows accepted earlier to be stored;
 - `release_thread_resources()`: close what a short-lived thread opened;
 - `after_fork()`: drop per-process state inherited from the parent.
+
+The budget is kept in `budget_ledger` (a class attribute: the shared table by default, this
+process's memory for the `memory` backend); its rows reach `submit` like any other, so every
+backend, and every subclass, gets it.
 
 The constructor's keywords are the backend's options (`JOB_LOGS["OPTIONS"]`, see
 `ami.jobs.logging.config`), and their defaults here are the only ones.
@@ -32,6 +38,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ami.jobs.logging.backends.background import BackgroundWriter, validate_sizes
+from ami.jobs.logging.budget import (
+    DEFAULT_BUDGET_BYTES,
+    DEFAULT_BUDGET_LINES,
+    DEFAULT_BUDGET_TAIL,
+    JobBudget,
+    Limits,
+)
+from ami.jobs.logging.budget_ledger import Ledger, TableLedger
 from ami.jobs.logging.errors import LOST_ERRORS, REFUSED_ERRORS, FailureReporter
 from ami.jobs.logging.process import current_pid
 from ami.jobs.logging.rows import LogRow
@@ -118,6 +132,7 @@ class JobLogBackend:
     name = "base"
     blocking = True  # write_rows waits on the database
     dual_writable = True  # may take the legacy column as a secondary target
+    budget_ledger: type[Ledger] = TableLedger  # where the per-job budget is shared
 
     def __init__(
         self,
@@ -127,12 +142,21 @@ class JobLogBackend:
         batch_size: int = DEFAULT_BATCH_SIZE,
         interval: float = DEFAULT_INTERVAL,
         max_lines: int = DEFAULT_MAX_LINES,
+        budget_lines: int = DEFAULT_BUDGET_LINES,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
+        budget_tail: int = DEFAULT_BUDGET_TAIL,
         secondary: Callable[..., SecondaryWriter] | None = None,
     ) -> None:
         """`secondary` builds the dual-write target from the queue options (`batch_size`,
-        `interval`, `max_lines`)."""
+        `interval`, `max_lines`). `budget_*`: the per-job log budget (0: no limit)."""
         require("max_message_chars", max_message_chars)
         require("repeat_window", repeat_window)
+        for option, value in [
+            ("budget_lines", budget_lines), ("budget_bytes", budget_bytes),
+            ("budget_tail", budget_tail),
+        ]:  # fmt: skip
+            require(option, value)
+        self.budget_limits = Limits(budget_lines, budget_bytes, budget_tail)
         validate_sizes(batch_size=batch_size, interval=interval, max_lines=max_lines)
         self.max_message_chars = max_message_chars
         self.repeat_window = repeat_window
@@ -170,6 +194,10 @@ class JobLogBackend:
         with self._lock:
             self._queue_out_of_band(self._collapser.due(everything=True))
         self._deliver_out_of_band()
+        # The budget's last lines, after every repeat count has gone through the budget.
+        tails = self._budget.take_tails()
+        if tails:
+            self._deliver_admitted(tails)
         stored = self.flush_writes(timeout)
         if self._loop_writer is not None:
             stored = self._loop_writer.flush(timeout) and stored
@@ -188,6 +216,7 @@ class JobLogBackend:
             self._loop_writer.stop(timeout)
         if self.secondary is not None:
             self.secondary.stop(timeout)
+        self._budget.close()
         return flushed
 
     # -- primitives ----------------------------------------------------------------------
@@ -229,11 +258,20 @@ class JobLogBackend:
         return True
 
     def _deliver(self, rows: list[LogRow]) -> None:
+        rows = self._budget.admit(rows)
+        if rows:
+            self._deliver_admitted(rows)
+
+    def _deliver_admitted(self, rows: list[LogRow]) -> None:
         self.submit(rows)
         if self.secondary is not None:
             self.secondary.put(rows)
 
     def _reset_process_state(self) -> None:
+        if getattr(self, "_budget", None) is not None:
+            self._budget.close()  # in a forked child: keeps, never closes, the parent's
+        # A new budget state per process: a child must not spend its parent's grants.
+        self._budget = JobBudget(self.budget_limits, self.budget_ledger())
         self._pid = current_pid()
         self._lock = threading.Lock()
         self._collapser = RepeatCollapser(self.repeat_window)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import threading
 
 from ami.jobs.logging.backends.base import JobLogBackend
+from ami.jobs.logging.budget_ledger import LocalLedger
 from ami.jobs.logging.rows import LogRow
 
 
 class MemoryBackend(JobLogBackend):
     name = "memory"
     blocking = False
+    budget_ledger = LocalLedger  # the budget counted in this process, like the rows
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

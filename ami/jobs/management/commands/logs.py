@@ -29,7 +29,7 @@ from ami.jobs.api.log_query import (
     parse_filters,
 )
 from ami.jobs.api.stream import FINAL_OR_GONE, end_position, job_status
-from ami.jobs.models import Job
+from ami.jobs.models import Job, JobLogBudget
 from ami.jobs.progress import read_progress
 from ami.jobs.states import StageKey
 
@@ -84,7 +84,9 @@ def summary_line(job_id: int) -> str:
     processed, failed, total = (stage.processed, stage.failed, stage.total) if stage else (0, 0, 0)
     reason = f"; {progress.failure_reason}" if progress.failure_reason else ""
     counts = f"{processed} processed, {failed} failed of {total} images"
-    return f"job {job_id} {progress.status}: {counts}{reason}"
+    elided = JobLogBudget.elided(job_id)[0]
+    budget = f"; {elided} log lines elided (past the job's log budget)" if elided else ""
+    return f"job {job_id} {progress.status}: {counts}{reason}{budget}"
 
 
 def _json_line(line: dict) -> str:

@@ -130,6 +130,14 @@
     updateOlderButton();
   }
 
+  // Lines left out past the job's log budget (the count comes with every page).
+  function showElided(lines) {
+    const el = $("log-elided");
+    el.dataset.lines = lines;
+    el.textContent = `${lines} lines elided: past the job's log budget, only its first and last lines and every warning are kept`;
+    el.hidden = !lines;
+  }
+
   function updateOlderButton() {
     $("log-older").hidden = state.older === null;
   }
@@ -223,6 +231,7 @@
       state.newest = page.newer_cursor;
       state.older = page.older_cursor;
       updateOlderButton();
+      showElided(page.elided_lines);
       if (state.paused) setLogState("paused");
       openStream();
     } catch (error) {
