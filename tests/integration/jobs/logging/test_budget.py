@@ -64,7 +64,7 @@ def stored_lines(job: Job, backend: str) -> list[tuple[int, int, int]]:
     return [(level, context["writer"], context["seq"]) for level, context in rows]
 
 
-@pytest.mark.parametrize("backend", ["sync", "buffered", "legacy_json"])
+@pytest.mark.parametrize("backend", ["sync", "buffered", "legacy_json", "redis"])
 def test_concurrent_writers_stay_within_the_budget_and_count_what_they_elide(
     backend, job, subprocess_env
 ):
