@@ -10,6 +10,7 @@ import os
 
 import pytest
 from django.conf import settings
+from django.core.management.commands import flush as flush_command
 from django.db import connections
 from django.test import override_settings
 
@@ -23,9 +24,11 @@ pytest_plugins = ["tests.support.fixtures", "tests.support.asgi_server"]
 
 @pytest.fixture(scope="session", autouse=True)
 def _flush_by_delete():
-    """Transactional tests end with DELETEs instead of a TRUNCATE (tests/support/flush.py)."""
+    """Transactional tests end with DELETEs instead of a TRUNCATE, and post_migrate only when
+    it has something to re-create (tests/support/flush.py)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(flush.DatabaseOperations, "sql_flush", flush.sql_flush_by_delete)
+        patch.setattr(flush_command, "emit_post_migrate_signal", flush.post_migrate_unless_intact)
         yield
 
 

@@ -12,16 +12,23 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.states import JobStatus
+from ami.main.models import Project, SourceImage
+from ami.ml.models import Algorithm, Pipeline
 from tests.support import api_routes, hostile
 from tests.support.logs import add_lines
+from tests.support.shared_rows import committed_rows, flush_databases
 
+# The requests only read the rows `targets` commits once for the module (see
+# tests/support/shared_rows.py): not transactional, no flush after each test. Whatever a
+# request writes on this thread's connection is rolled back after its test.
 pytestmark = [
-    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.django_db(databases="__all__"),
     pytest.mark.usefixtures("fresh_log_backend"),
 ]
 
@@ -30,22 +37,47 @@ ALWAYS_SENT = ["format"]  # DRF reads `?format=` on every view it serves
 PARAM = re.compile(r"\{(\w+)\}")
 
 
-@pytest.fixture
-def targets(project, pipeline, images, member) -> Iterator[dict[str, str]]:
-    """Ids of real objects the member may see, by the resource a route names."""
-    job = create_job(project, pipeline, "fuzzed job", {"limit": 5})
-    add_lines(job, 20)
-    transition(job.pk, JobStatus.STARTED)
-    transition(job.pk, JobStatus.SUCCESS)  # a final job: the log stream ends
-    yield {
-        "jobs": str(job.pk),
-        "projects": str(project.pk),
-        "images": str(images[0].pk),
-        "pipelines": str(pipeline.pk),
-    }
-    # Async log views under the test client open connections in short-lived executor
-    # threads; collect them so they close before the test database is dropped.
-    gc.collect()
+@pytest.fixture(scope="module")
+def targets(django_db_setup, django_db_blocker) -> Iterator[dict[str, str]]:
+    """Ids of real objects the member may see, by the resource a route names, and the
+    member's session cookie: committed once for the module (the async log views read
+    them on connections of their own, in executor threads)."""
+    try:
+        with committed_rows(django_db_blocker):
+            project = Project.objects.create(name="Test project")
+            pipeline = Pipeline.objects.create(slug="test-pipeline", name="Test pipeline")
+            pipeline.algorithms.add(
+                Algorithm.objects.create(key="detector", name="Detector", task_type="detection"),
+                Algorithm.objects.create(
+                    key="classifier", name="Classifier", task_type="classification"
+                ),
+            )
+            images = [
+                SourceImage.objects.create(project=project, path=f"img/{i:04d}.png")
+                for i in range(5)
+            ]
+            member = get_user_model().objects.create_user("member", password="pw-member")
+            project.members.add(member)
+            job = create_job(project, pipeline, "fuzzed job", {"limit": 5})
+            add_lines(job, 20)
+            transition(job.pk, JobStatus.STARTED)
+            transition(job.pk, JobStatus.SUCCESS)  # a final job: the log stream ends
+            # A committed session (what force_login makes): a request served on another
+            # thread's connection must find it, or it would be refused before the view.
+            signed_in = Client()
+            signed_in.force_login(member)
+        yield {
+            "jobs": str(job.pk),
+            "projects": str(project.pk),
+            "images": str(images[0].pk),
+            "pipelines": str(pipeline.pk),
+            "sessionid": signed_in.cookies["sessionid"].value,
+        }
+    finally:
+        # Async log views under the test client open connections in short-lived executor
+        # threads; collect them so they close before the test database is dropped.
+        gc.collect()
+        flush_databases(django_db_blocker)
 
 
 def fill(route: str, targets: dict[str, str]) -> str:
@@ -66,9 +98,9 @@ def test_every_get_route_is_enumerated():
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
-def test_hostile_query_values_never_answer_500(route, targets, member):
+def test_hostile_query_values_never_answer_500(route, targets):
     client = Client()
-    client.force_login(member)
+    client.cookies["sessionid"] = targets["sessionid"]
     path = fill(route, targets)
     failures = []
     for name in sorted({*ROUTES[route], *ALWAYS_SENT}):

@@ -5,10 +5,22 @@ Served by a real uvicorn process, raw query strings (percent escapes as a client
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import httpx
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+from ami.jobs.lifecycle import create_job
+from ami.main.models import Project
+from ami.ml.models import Algorithm, Pipeline
+from tests.support.shared_rows import committed_rows, flush_databases
+
+# The ~500 tests only send requests to the server, about rows created once for the module
+# (`shared`; see tests/support/shared_rows.py). Not transactional: no flush after each. The
+# mark still matters: pytest-django sets up the test database only for marked tests.
+pytestmark = pytest.mark.django_db
 
 HOSTILE = {
     "superscript two": "%C2%B2",  # "²".isdigit() is True, int("²") fails
@@ -55,19 +67,53 @@ def cases():
                 yield pytest.param(endpoint, name, value, bad, id=f"{endpoint}?{name}={label}")
 
 
-@pytest.fixture
-def http(asgi_server, session_cookie):
+@dataclass(frozen=True)
+class Shared:
+    job_id: int
+    session_cookie: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def shared(django_db_setup, django_db_blocker):
+    """A staged job of a project whose member is signed in, committed once for the module.
+
+    The same rows the `staged_job` and `session_cookie` fixtures make, which each of these
+    tests used to make (and flush) for itself: 0.15 s a test, over a minute for the module.
+    The requests only read them."""
+    try:
+        with committed_rows(django_db_blocker):
+            project = Project.objects.create(name="Test project")
+            pipeline = Pipeline.objects.create(slug="test-pipeline", name="Test pipeline")
+            pipeline.algorithms.add(
+                Algorithm.objects.create(key="detector", name="Detector", task_type="detection"),
+                Algorithm.objects.create(
+                    key="classifier", name="Classifier", task_type="classification"
+                ),
+            )
+            member = get_user_model().objects.create_user("member", password="pw-member")
+            project.members.add(member)
+            job = create_job(project, pipeline, "Staged job", {"limit": 5})
+            client = Client()
+            client.force_login(member)
+            cookie = {"sessionid": client.cookies["sessionid"].value}
+        yield Shared(job.pk, cookie)
+    finally:
+        flush_databases(django_db_blocker)
+
+
+@pytest.fixture(scope="module")
+def http(asgi_server, shared):
+    """One client for the module (a new one loads its TLS settings: 25 ms, times 520 tests); each
+    test's response is closed when its `with` ends, read or not."""
     base, _ = asgi_server
-    with httpx.Client(base_url=base, cookies=session_cookie, timeout=30) as client:
+    with httpx.Client(base_url=base, cookies=shared.session_cookie, timeout=30) as client:
         yield client
 
 
 @pytest.mark.parametrize(("endpoint", "name", "value", "must_be_400"), list(cases()))
-def test_hostile_parameters_are_a_400_naming_them(
-    http, staged_job, endpoint, name, value, must_be_400
-):
+def test_hostile_parameters_are_a_400_naming_them(http, shared, endpoint, name, value, must_be_400):
     path = endpoint if endpoint.startswith("/") else f"/api/jobs/{endpoint}"
-    url = f"{path.format(id=staged_job.pk)}?{name}={value}"
+    url = f"{path.format(id=shared.job_id)}?{name}={value}"
     with http.stream("GET", url) as response:
         if response.status_code == 200 and not must_be_400:
             return  # valid after all (a search for "�", say); the stream is left unread
@@ -77,8 +123,8 @@ def test_hostile_parameters_are_a_400_naming_them(
 
 
 @pytest.mark.parametrize("path", ["logs", "logs/download", "logs/stream"])
-def test_known_500s_are_400s(http, staged_job, path):
-    base = f"/api/jobs/{staged_job.pk}/{path}"
+def test_known_500s_are_400s(http, shared, path):
+    base = f"/api/jobs/{shared.job_id}/{path}"
     for query, name in [("level=%C2%B2", "level"), ("q=%00", "q")]:
         response = http.get(f"{base}?{query}")
         assert response.status_code == 400, query
@@ -86,10 +132,10 @@ def test_known_500s_are_400s(http, staged_job, path):
         assert name in response.json()
 
 
-def test_a_bad_last_event_id_is_a_400(http, staged_job):
+def test_a_bad_last_event_id_is_a_400(http, shared):
     for value in ["abc", "12", "1.2.3", "9" * 40]:
         response = http.get(
-            f"/api/jobs/{staged_job.pk}/logs/stream",
+            f"/api/jobs/{shared.job_id}/logs/stream",
             headers={"Last-Event-ID": value},
         )
         assert response.status_code == 400
