@@ -11,6 +11,7 @@ import pytest
 from ami.ml.orchestration import nats
 from ami_lab.processes import free_port
 from tests.support.nats_cluster import REPLICAS, consumer_leader, stream_info, stream_leader
+from tests.support.polling import wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ def test_nats_url_lists_several_servers(on_cluster, settings):
     dead = f"nats://127.0.0.1:{free_port()}"  # a listed server that is down is skipped
     settings.NATS_URL = ", ".join([dead, *nodes])
     assert nats.publish_tasks(JOB, payloads(JOB), fresh=True) == TASKS
+    # The consumer leader counts what the stream stored a moment after the publish acks
+    # (seen as 0 under load): wait for its count, which must then be exact.
+    wait_until(lambda: nats.consumer_state(JOB).pending >= TASKS, "the consumer to count")
     assert nats.consumer_state(JOB).pending == TASKS
     assert nats.delete_queue(JOB)
 
@@ -83,14 +87,17 @@ def test_ack_rides_out_the_loss_of_the_consumer_leader(on_cluster):
     nats.delete_queue(job)
 
 
-def test_a_deleted_queue_still_fails_at_once(on_cluster):
+def test_a_deleted_queue_still_fails_at_once(on_cluster, settings):
     job = JOB + 5
     nats.publish_tasks(job, payloads(job, 2), fresh=True)
     reserved = nats.reserve(job, 2)
     nats.delete_queue(job)
+    wait_until(lambda: nats.consumer_state(job) is None, "the queue to be gone")
     started = time.monotonic()
-    with pytest.raises(nats.NoRespondersError):
+    # No responders, or, when a node has not yet dropped the deleted consumer's interest in
+    # its ack subject (seen under load), one request timeout: either way not retried.
+    with pytest.raises((nats.NoRespondersError, nats.NatsTimeoutError)):
         nats.ack(reserved[0].reply_subject)
     with pytest.raises(nats.TaskQueueGone):
         nats.reserve(job, 2)
-    assert time.monotonic() - started < 5  # no retrying for NATS_FAILOVER_TIMEOUT
+    assert time.monotonic() - started < settings.NATS_FAILOVER_TIMEOUT
