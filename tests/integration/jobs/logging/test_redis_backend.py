@@ -341,16 +341,17 @@ import os, signal, sys, django
 django.setup()
 from ami.jobs.logging import job_logger
 logger = job_logger(int(sys.argv[1]))
-writer, count = int(sys.argv[2]), int(sys.argv[3])
+writer, count, pad = int(sys.argv[2]), int(sys.argv[3]), "x" * int(sys.argv[4])
 for seq in range(count):
-    logger.info("w%d line %d", writer, seq, extra={"seq": seq, "writer": writer})
+    logger.info("w%d line %d %s", writer, seq, pad, extra={"seq": seq, "writer": writer})
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
 def test_a_writer_killed_right_after_its_last_emit_loses_no_line(job, subprocess_env):
-    """Five writers each SIGKILL themselves as their last `emit` returns, with replies still
-    unread: the kernel delivers what they wrote, and the drain stores it once, in order."""
+    """Five writers each SIGKILL themselves as their last `emit` returns: the kernel delivers
+    what they wrote, and the drain stores it once, in order. The last writes 12 MB in 4 KB
+    lines, so Redis may still be reading them when the writer dies."""
     env = {
         **subprocess_env,
         "JOB_LOG_BACKEND": "redis",
@@ -358,10 +359,10 @@ def test_a_writer_killed_right_after_its_last_emit_loses_no_line(job, subprocess
         "JOB_LOG_REDIS_LEASE": "1",
         "AMI_LOG_LEVEL": "WARNING",
     }
-    counts = [1, 37, 400, 1500, 3000]
-    for writer, count in enumerate(counts):
+    counts, pads = [1, 37, 400, 1500, 3000], [0, 0, 0, 0, 4000]
+    for writer, (count, pad) in enumerate(zip(counts, pads, strict=True)):
         done = subprocess.run(
-            [sys.executable, "-c", SELF_KILLER, str(job.pk), str(writer), str(count)],
+            [sys.executable, "-c", SELF_KILLER, str(job.pk), str(writer), str(count), str(pad)],
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert done.returncode == -signal.SIGKILL, done.stderr
