@@ -1,17 +1,19 @@
 """`redis`: each line is appended to a Redis stream of this process, then drained to JobLog.
 
 `emit` sends the append (one script call: register the stream, take its lease if free, XADD)
-and returns once the kernel holds the command, without waiting for Redis's reply: a reader
-thread takes the replies (`redis_pipeline`). A SIGKILLed process so loses nothing whose call
-returned: the kernel still delivers what the process wrote, and the stream stays in Redis
-(kept on disk with `appendonly yes`). A connection that breaks is replaced and the unanswered
-appends sent again (a line may be in the stream twice; it is stored once: the drain skips a
-`key` already stored). An error reply (e.g. out of memory) counts its lines as lost.
+and returns once the kernel holds the command, without waiting for Redis: the connection
+runs under `CLIENT REPLY OFF`, and a checkpoint (on `flush()`, and every `MAX_UNCONFIRMED`
+lines) proves Redis ran every append before it (`redis_pipeline`). A SIGKILLed process so
+loses nothing whose call returned: the kernel still delivers what the process wrote, and
+the stream stays in Redis (kept on disk with `appendonly yes`). A connection that breaks is
+replaced and the appends since the last checkpoint sent again (a line may be in the stream
+twice; it is stored once: the drain skips a `key` already stored). An append Redis refuses
+(the key is not a stream, out of memory) is counted as lost at the next checkpoint.
 Lines are stored:
 
 - by this process's drainer thread, within `interval` seconds (or when `batch_size` lines
-  wait), and on `flush()` (Celery task end, shutdown), which waits until every reply is in
-  and every line appended is in JobLog;
+  wait), and on `flush()` (Celery task end, shutdown), which takes a checkpoint and waits
+  until every line appended before it is in JobLog;
 - once the process is gone (its lease, renewed every `lease`/3 seconds while it lives,
   expired `lease` seconds after the last renewal), by any other drainer: the Celery beat
   task `drain_job_log_streams` (every `JOB_LOGS["DRAIN_INTERVAL"]` seconds) or
@@ -19,9 +21,9 @@ Lines are stored:
 
 Each append is the script, not a bare XADD, so a stream that another drainer retired (this
 process stalled longer than its lease) is registered again by the next line, never left
-where no drainer looks. If Redis is down, slow (no room for `redis_timeout` among the
-`MAX_UNANSWERED` appends awaiting their reply) or no connection can be made, lines are
-written through the `sync` path instead (counted as lost if the database fails too), and
+where no drainer looks. If Redis is down or slow (no connection, or no checkpoint reply,
+within `redis_timeout`), lines are written through the `sync` path instead, with those sent
+since the last checkpoint (counted as lost if the database fails too), and
 Redis is not tried again for `REDIS_RETRY_AFTER` seconds, so an outage costs one timeout,
 not one per line. Lines so written may be stored before older lines still waiting in Redis
 (their `created_at` is right). See `redis_stream` (keys, codec, lease) and `redis_drain`
