@@ -1,21 +1,33 @@
 """`redis`: each line is appended to a Redis stream of this process, then drained to JobLog.
 
-`emit` returns once Redis holds the line (one atomic script call, `redis_timeout` at most),
-so a SIGKILLed process loses nothing whose call returned: its stream stays in Redis (kept on
-disk with `appendonly yes`). Lines are stored:
+`emit` sends the append (one script call: register the stream, take its lease if free, XADD)
+and returns once the kernel holds the command, without waiting for Redis: the connection
+runs under `CLIENT REPLY OFF`, and a checkpoint (on `flush()`, and every `MAX_UNCONFIRMED`
+lines) proves Redis ran every append before it (`redis_pipeline`). A SIGKILLed process so
+loses nothing whose call returned: the kernel still delivers what the process wrote, and
+the stream stays in Redis (kept on disk with `appendonly yes`). A connection that breaks is
+replaced and the appends since the last checkpoint sent again (a line may be in the stream
+twice; it is stored once: the drain skips a `key` already stored). An append Redis refuses
+(the key is not a stream, out of memory) is counted as lost at the next checkpoint.
+Lines are stored:
 
 - by this process's drainer thread, within `interval` seconds (or when `batch_size` lines
-  wait), and on `flush()` (Celery task end, shutdown), which waits until they are in JobLog;
+  wait), and on `flush()` (Celery task end, shutdown), which takes a checkpoint and waits
+  until every line appended before it is in JobLog;
 - once the process is gone (its lease, renewed every `lease`/3 seconds while it lives,
   expired `lease` seconds after the last renewal), by any other drainer: the Celery beat
   task `drain_job_log_streams` (every `JOB_LOGS["DRAIN_INTERVAL"]` seconds) or
   `ami drain_job_logs`.
 
-If Redis is down, slow or refuses the write, the line is written through the `sync` path
-instead (counted as lost if the database fails too), and Redis is not tried again for
-`REDIS_RETRY_AFTER` seconds, so an outage costs one timeout, not one per line. Lines so
-written may be stored before older lines still waiting in Redis (their `created_at` is right).
-See `redis_stream` (keys, codec, lease) and `redis_drain` (how a batch is stored).
+Each append is the script, not a bare XADD, so a stream that another drainer retired (this
+process stalled longer than its lease) is registered again by the next line, never left
+where no drainer looks. If Redis is down or slow (no connection, or no checkpoint reply,
+within `redis_timeout`), lines are written through the `sync` path instead, with those sent
+since the last checkpoint (counted as lost if the database fails too), and
+Redis is not tried again for `REDIS_RETRY_AFTER` seconds, so an outage costs one timeout,
+not one per line. Lines so written may be stored before older lines still waiting in Redis
+(their `created_at` is right). See `redis_stream` (keys, codec, lease) and `redis_drain`
+(how a batch is stored).
 """
 
 from __future__ import annotations
@@ -25,18 +37,23 @@ import threading
 import time
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import connections
 
 from ami.jobs.logging.backends.base import JobLogBackend
 from ami.jobs.logging.backends.redis_drain import drain_orphans, drain_stream, pending_streams
+from ami.jobs.logging.backends.redis_pipeline import READER_NAME, Pipeline
 from ami.jobs.logging.backends.redis_stream import (
+    APPEND,
+    CHECKPOINT,
     REDIS_ERRORS,
     Namespace,
     Stream,
     StreamId,
     connect,
     new_token,
+    parse_id,
 )
 from ami.jobs.logging.backends.sync import insert_rows
 from ami.jobs.logging.config import job_logs_setting
@@ -56,6 +73,10 @@ ORPHAN_BUDGET = 30.0  # seconds one orphan pass may take
 def namespace() -> Namespace:
     """The streams of the database in use (read at call time: tests switch databases)."""
     return Namespace(str(connections["default"].settings_dict["NAME"]))
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _after(first: StreamId | None, appended: StreamId) -> StreamId:
@@ -97,14 +118,43 @@ class RedisBackend(JobLogBackend):
     def submit(self, rows: list[LogRow]) -> None:
         if time.monotonic() >= self._skip_redis_until:
             try:
-                last = self.stream.append(rows, self.token, self.lease_ms)
+                self.pipeline.send(rows)
             except REDIS_ERRORS as exc:
                 self._redis_failed(exc)
             else:
-                self._appended(last, len(rows))
+                self._sent(len(rows))
                 return
+        self._fall_back(rows)
+
+    def _fall_back(self, rows: list[LogRow]) -> None:
         self.fallback_lines += len(rows)
         super().submit(rows)  # `sync`: now, or on a thread from an event loop
+
+    def confirm(self) -> bool:
+        """Wait until Redis ran every append sent (a checkpoint, see `redis_pipeline`);
+        count the lines it refused as lost. False if it could not be confirmed."""
+        try:
+            reply = self.pipeline.checkpoint()
+        except REDIS_ERRORS as exc:
+            self.reporter.failed(exc, 0)  # the lines are re-sent, or written by `sync`
+            return False
+        if reply is None:
+            return True
+        last, refused, error = reply
+        if refused:
+            self.reporter.failed(redis.ResponseError(_text(error)), int(refused))
+        if last:
+            with self._cond:
+                self._last_appended = max(self._last_appended, parse_id(last))
+        return True
+
+    def _orphaned(self, rows: list[LogRow], exc: BaseException) -> None:
+        """Sent, unanswered, and no new connection to send them again: write them now."""
+        self._redis_failed(exc)
+        if rows:
+            self._fall_back(rows)
+        if threading.current_thread().name == READER_NAME:
+            discard(log_connection())  # that thread rarely writes to the database
 
     def _redis_failed(self, exc: BaseException) -> None:
         first = self._skip_redis_until == 0.0
@@ -116,14 +166,13 @@ class RedisBackend(JobLogBackend):
                 f"{str(exc)[:200]}); writing lines through the database directly\n"
             )
 
-    def _appended(self, last: StreamId, count: int) -> None:
+    def _sent(self, count: int) -> None:
         self._skip_redis_until = 0.0
         with self._cond:
             first = self._pending == 0
             if first:
                 self._oldest_at = time.monotonic()
             self._pending += count
-            self._last_appended = max(self._last_appended, last)
             self._ensure_thread()
             # The first line re-times the thread's wait (it may be waiting for a lease
             # renewal, seconds away); a full batch wakes it at once.
@@ -137,6 +186,8 @@ class RedisBackend(JobLogBackend):
         if current_pid() != self._pid_started:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.confirm():
+            return False
         with self._cond:
             target = self._last_appended
             while self._gone_below <= target:
@@ -151,6 +202,7 @@ class RedisBackend(JobLogBackend):
 
     def close(self, timeout: float | None = None) -> bool:
         flushed = super().close(timeout)
+        self.pipeline.stop(timeout)
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -184,6 +236,14 @@ class RedisBackend(JobLogBackend):
         self.client = connect(self.redis_url, self.redis_timeout)
         self.stream = Stream(self.client, namespace(), namespace().new_stream_name(current_pid()))
         self.token = new_token()
+        self.pipeline = Pipeline(
+            url=self.redis_url,
+            timeout=self.redis_timeout,
+            scripts=[APPEND, CHECKPOINT],
+            command=lambda rows: self.stream.append_command(rows, self.token, self.lease_ms),
+            checkpoint=self.stream.checkpoint_command,
+            orphaned=self._orphaned,
+        )
         self._skip_redis_until = 0.0
         self._cond = threading.Condition()
         self._pending = 0  # lines appended since the thread's last pass began
@@ -215,7 +275,7 @@ class RedisBackend(JobLogBackend):
         """Wait until a pass is due; False once asked to stop with nothing left to store."""
         with self._cond:
             while not self._due():
-                if self._stopping and self._gone_below > self._last_appended:
+                if self._stopping and self._nothing_waits():
                     return False
                 self._cond.wait(self._wait_time())
             self._pending = 0
@@ -224,12 +284,16 @@ class RedisBackend(JobLogBackend):
     def _renew_every(self) -> float:
         return self.lease_ms / 3000  # a pass renews the lease: three chances before it expires
 
+    def _nothing_waits(self) -> bool:
+        """No line sent since the last pass began, every line confirmed is stored."""
+        return self._pending == 0 and self._gone_below > self._last_appended
+
     def _due(self) -> bool:
         now = time.monotonic()
         if now - self._last_pass >= self._renew_every():
             return True
-        if self._gone_below > self._last_appended:
-            return False  # nothing of ours waits
+        if self._nothing_waits():
+            return False
         return (
             self._pending >= self.queue_options["batch_size"]
             or self._flush_target >= self._gone_below
@@ -240,7 +304,7 @@ class RedisBackend(JobLogBackend):
     def _wait_time(self) -> float:
         now = time.monotonic()
         renew = self._renew_every() - (now - self._last_pass)
-        if self._gone_below > self._last_appended:
+        if self._nothing_waits():
             return max(0.001, renew)
         return max(0.001, min(renew, self.queue_options["interval"] - (now - self._oldest_at)))
 

@@ -36,13 +36,33 @@ JOB_FIELD = b"j"  # its job id, for the drainer's partition keys without decodin
 
 StreamId = tuple[int, int]  # (milliseconds, sequence), as Redis orders entries
 
-# KEYS: stream, registry, lease. ARGV: token, lease ms, rows... Returns the last entry id.
+# KEYS: stream, registry, lease, refusals. ARGV: token, lease ms, rows... Returns the last
+# entry id. An XADD Redis refuses (the key is not a stream, out of memory) is counted in the
+# refusals hash, not raised: the pipelined emit reads no reply (see `redis_pipeline`).
 APPEND = """
 redis.call('SADD', KEYS[2], KEYS[1])
 redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2])
 local id
-for i = 3, #ARGV, 2 do id = redis.call('XADD', KEYS[1], '*', 'j', ARGV[i], 'r', ARGV[i + 1]) end
+for i = 3, #ARGV, 2 do
+  local added = redis.pcall('XADD', KEYS[1], '*', 'j', ARGV[i], 'r', ARGV[i + 1])
+  if type(added) == 'table' and added.err then
+    redis.pcall('HINCRBY', KEYS[4], 'lines', 1)
+    redis.pcall('HSET', KEYS[4], 'error', added.err)
+  else
+    id = added
+  end
+end
 return id
+"""
+# KEYS: stream, refusals. The stream's last entry id (false if none) and the refusals counted
+# since the last call (lines, error), which it resets: a pipelined writer's checkpoint.
+CHECKPOINT = """
+local last = false
+local entries = redis.pcall('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if type(entries) == 'table' and entries[1] and entries[1][1] then last = entries[1][1] end
+local refused = redis.call('HMGET', KEYS[2], 'lines', 'error')
+redis.call('DEL', KEYS[2])
+return {last, refused[1] or false, refused[2] or false}
 """
 # KEYS: lease. ARGV: token, lease ms. Take a free lease or renew our own; 1 if held.
 HOLD = """
@@ -57,11 +77,12 @@ RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 """
-# KEYS: stream, registry, lease. ARGV: token. Forget an empty stream whose lease we hold.
+# KEYS: stream, registry, lease, refusals. ARGV: token. Forget an empty stream whose lease
+# we hold.
 RETIRE = """
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
 if redis.call('XLEN', KEYS[1]) > 0 then return 0 end
-redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
 redis.call('SREM', KEYS[2], KEYS[1])
 return 1
 """
@@ -139,6 +160,9 @@ class Namespace:
     def lease_of(self, stream: str) -> str:
         return f"{self.prefix}:lease:{stream}"
 
+    def refusals_of(self, stream: str) -> str:
+        return f"{self.prefix}:refused:{stream}"
+
 
 class Stream:
     """One writer's stream, and the scripts that append to, lease and retire it."""
@@ -146,11 +170,25 @@ class Stream:
     def __init__(self, client: redis.Redis, namespace: Namespace, name: str) -> None:
         self.client = client
         self.name = name
-        self.keys = [name, namespace.registry, namespace.lease_of(name)]
+        self.keys = [
+            name,
+            namespace.registry,
+            namespace.lease_of(name),
+            namespace.refusals_of(name),
+        ]
         self._append = client.register_script(APPEND)
+        self._checkpoint = client.register_script(CHECKPOINT)
         self._hold = client.register_script(HOLD)
         self._release = client.register_script(RELEASE)
         self._retire = client.register_script(RETIRE)
+
+    def append_command(self, rows: list[LogRow], token: str, lease_ms: int) -> tuple:
+        """The arguments of the command `append` runs (sent pipelined by the backend)."""
+        return ("EVALSHA", self._append.sha, 4, *self.keys, token, lease_ms, *pairs(rows))
+
+    def checkpoint_command(self) -> tuple:
+        """The arguments of the checkpoint script's call (see CHECKPOINT)."""
+        return ("EVALSHA", self._checkpoint.sha, 2, self.keys[0], self.keys[3])
 
     def append(self, rows: list[LogRow], token: str, lease_ms: int) -> StreamId:
         """Add rows in one atomic call; return the last one's entry id."""
@@ -159,7 +197,7 @@ class Stream:
         # NOSCRIPT, and the Script object loads it.
         try:
             last = self.client.execute_command(
-                "EVALSHA", self._append.sha, 3, *self.keys, token, lease_ms, *pairs(rows)
+                "EVALSHA", self._append.sha, 4, *self.keys, token, lease_ms, *pairs(rows)
             )  # fmt: skip
         except redis.exceptions.NoScriptError:
             last = self._append(keys=self.keys, args=[token, lease_ms, *pairs(rows)])

@@ -291,6 +291,7 @@ def test_flush_waits_until_the_lines_are_in_the_database(job, use_backend, clien
     backend = use_backend("redis", interval=60.0)
     for i in range(50):
         job.logger.info("line %d", i)
+    assert backend.confirm()  # emit returns before Redis ran the append
     assert client.xlen(backend.stream.name) == 50  # in Redis, not yet stored
     assert flush_job_logs(10)
     assert stored_messages(job.pk) == [f"line {i}" for i in range(50)]
@@ -330,3 +331,100 @@ def test_the_beat_task_drains_dead_writers_streams(job, client, settings):
     assert drain_job_log_streams() == 1
     assert stored_seqs(job) == list(range(30))
     assert pending_streams(settings.REDIS_URL, namespace(), 1.0) == 0  # retired once empty
+
+
+# -- pipelined appends ------------------------------------------------------------------------
+
+# Emits `count` lines, then SIGKILLs itself the moment the last `emit` returned.
+SELF_KILLER = """
+import os, signal, sys, django
+django.setup()
+from ami.jobs.logging import job_logger
+logger = job_logger(int(sys.argv[1]))
+writer, count, pad = int(sys.argv[2]), int(sys.argv[3]), "x" * int(sys.argv[4])
+for seq in range(count):
+    logger.info("w%d line %d %s", writer, seq, pad, extra={"seq": seq, "writer": writer})
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_writer_killed_right_after_its_last_emit_loses_no_line(job, subprocess_env):
+    """Five writers each SIGKILL themselves as their last `emit` returns: the kernel delivers
+    what they wrote, and the drain stores it once, in order. The last writes 12 MB in 4 KB
+    lines, so Redis may still be reading them when the writer dies."""
+    env = {
+        **subprocess_env,
+        "JOB_LOG_BACKEND": "redis",
+        "JOB_LOG_BUFFER_INTERVAL": "60",  # its own thread does not drain before the kill
+        "JOB_LOG_REDIS_LEASE": "1",
+        "AMI_LOG_LEVEL": "WARNING",
+    }
+    counts, pads = [1, 37, 400, 1500, 3000], [0, 0, 0, 0, 4000]
+    for writer, (count, pad) in enumerate(zip(counts, pads, strict=True)):
+        done = subprocess.run(
+            [sys.executable, "-c", SELF_KILLER, str(job.pk), str(writer), str(count), str(pad)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == -signal.SIGKILL, done.stderr
+    assert drain_until_empty(timeout=30) == 0
+    rows = (
+        JobLog.objects.filter(job=job).order_by("id").values_list("context__writer", "context__seq")
+    )
+    by_writer: dict[int, list[int]] = defaultdict(list)
+    for writer, seq in rows:
+        by_writer[writer].append(seq)
+    for writer, count in enumerate(counts):
+        seqs = by_writer[writer]
+        missing = sorted(set(range(count)) - set(seqs))
+        assert seqs == list(range(count)), (writer, len(seqs), missing[:3], missing[-3:])
+
+
+def test_lines_unanswered_on_a_killed_connection_are_sent_again_and_stored_once(
+    job, use_backend, client
+):
+    backend = use_backend("redis", interval=60.0, redis_timeout=5.0)
+    job.logger.info("before")
+    assert backend.confirm()
+    client.client_pause(10_000, all=False)  # writes wait in Redis, unanswered
+    try:
+        for i in range(20):
+            job.logger.info("line %d", i)
+        time.sleep(0.2)  # not synchronisation: the commands reach Redis and wait there
+        assert backend.pipeline.unconfirmed() == 20
+        host, port = backend.pipeline._conn._sock.getsockname()[:2]
+        assert client.client_kill(f"{host}:{port}")
+    finally:
+        client.client_unpause()
+    job.logger.info("after")
+    assert flush_job_logs(10)
+    expected = ["before", *(f"line {i}" for i in range(20)), "after"]
+    assert stored_messages(job.pk) == expected
+    assert backend.fallback_lines == 0 and backend.reporter.lost_lines == 0
+
+
+def test_an_error_reply_is_counted_as_lost_and_the_next_lines_still_go(job, use_backend, client):
+    backend = use_backend("redis", interval=60.0)
+    job.logger.info("first")
+    assert flush_job_logs(10)
+    name = backend.stream.name
+    client.delete(name)
+    client.set(name, "not a stream")  # the next XADD answers WRONGTYPE
+    job.logger.info("refused")  # does not raise
+    assert backend.confirm()
+    assert backend.reporter.lost_lines == 1
+    client.delete(name)
+    job.logger.info("after")
+    assert flush_job_logs(10)
+    assert stored_messages(job.pk) == ["first", "after"]
+    assert backend.reporter.lost_lines == 1 and backend.fallback_lines == 0
+
+
+def test_a_line_appended_twice_is_stored_once(job, client):
+    """What a resend after a broken connection may leave: entries of one row `key` twice."""
+    stream = Stream(client, namespace(), namespace().new_stream_name(90_000))
+    rows = [LogRow(job.pk, logging.INFO, f"line {seq}", {"seq": seq}) for seq in range(10)]
+    stream.append(rows[:6], new_token(), 1)
+    stream.append(rows[3:], new_token(), 1)  # 3, 4 and 5 again, in one batch with the first
+    time.sleep(0.01)  # the 1 ms lease
+    assert drain_until_empty(timeout=10) == 0
+    assert stored_seqs(job) == list(range(10))
