@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,10 +25,17 @@ import nats
 
 from ami.ml.orchestration.nats import server_urls
 from ami_lab.processes import free_port
-from ami_lab.servers.base import EmbeddedServer, ServiceError, ServiceState, pid_alive
+from ami_lab.servers.base import (
+    READY_TIMEOUT,
+    EmbeddedServer,
+    ServiceError,
+    ServiceState,
+    pid_alive,
+)
 from ami_lab.servers.paths import run_dir
 
-CLUSTER_NAME = "ami"
+CLUSTER_NAME = "ami"  # prefix: each cluster gets a name of its own (ClusterPorts.name)
+PING_TIMEOUT = 5.0  # seconds one readiness ping may take (connect, JetStream info, close)
 CLUSTER_SIZE = 3  # nodes of `ami services up --cluster`
 CLUSTER_ENV = "AMI_NATS_CLUSTER"  # nodes of the embedded NATS (unset, 0 or 1: one server)
 
@@ -64,10 +73,17 @@ class NatsNode(NatsServer):
     """One node of a cluster: its own name, client port and route port; routes to its peers."""
 
     def __init__(
-        self, name: str, client_port: int, route_port: int, routes: list[int], root: Path | None
+        self,
+        name: str,
+        client_port: int,
+        route_port: int,
+        routes: list[int],
+        root: Path | None,
+        cluster_name: str = CLUSTER_NAME,
     ) -> None:
         super().__init__(root)
         self.name = name
+        self.cluster_name = cluster_name
         self.client_port = client_port
         self.route_port = route_port
         self.routes = routes
@@ -76,7 +92,7 @@ class NatsNode(NatsServer):
         return [
             *super().command(port),
             "--name", self.name,
-            "--cluster_name", CLUSTER_NAME,
+            "--cluster_name", self.cluster_name,
             "--cluster", f"nats://127.0.0.1:{self.route_port}",
             "--routes", ",".join(f"nats://127.0.0.1:{route}" for route in self.routes),
         ]  # fmt: skip
@@ -97,6 +113,10 @@ class NatsNode(NatsServer):
 class ClusterPorts:
     client: list[int]
     route: list[int]
+    # Routes are accepted only between servers of one cluster name: a node of another
+    # cluster (a test's, still dialling its dead peers' ports) cannot join this one when
+    # the OS hands it one of those ports.
+    name: str = CLUSTER_NAME
 
 
 class NatsCluster:
@@ -133,7 +153,7 @@ class NatsCluster:
     def nodes(self) -> list[NatsNode]:
         ports = self._ports() or ClusterPorts([0] * self.size, [0] * self.size)
         return [
-            NatsNode(f"nats-{i + 1}", client, route, ports.route, self.root)
+            NatsNode(f"nats-{i + 1}", client, route, ports.route, self.root, ports.name)
             for i, (client, route) in enumerate(zip(ports.client, ports.route, strict=True))
         ]
 
@@ -170,15 +190,18 @@ class NatsCluster:
         if self._ports() is None:
             self.base_dir.mkdir(parents=True, exist_ok=True)
             ports = ClusterPorts(
-                [free_port() for _ in range(self.size)], [free_port() for _ in range(self.size)]
+                [free_port() for _ in range(self.size)],
+                [free_port() for _ in range(self.size)],
+                f"{CLUSTER_NAME}-{secrets.token_hex(4)}",
             )
             self.ports_file.write_text(json.dumps(asdict(ports)))
         launched = [
             (node, node.launch(node.client_port)[0]) for node in self.nodes if not node.healthy()
         ]
+        deadline = time.monotonic() + READY_TIMEOUT  # one for all: they start together
         try:
             for node, process in launched:
-                node.wait_ready(process)
+                node.wait_ready(process, timeout=max(0.0, deadline - time.monotonic()))
         except ServiceError:
             self.stop()
             raise
@@ -206,6 +229,10 @@ class NatsCluster:
 
 
 async def _jetstream_ping(url: str) -> None:
+    await asyncio.wait_for(_jetstream_info(url), PING_TIMEOUT)
+
+
+async def _jetstream_info(url: str) -> None:
     nc = await nats.connect(
         server_urls(url),
         connect_timeout=2,
