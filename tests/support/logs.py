@@ -1,8 +1,13 @@
-"""Job log rows for tests: lines added straight to the table, cursors, stored messages."""
+"""Job log rows for tests: lines added straight to the table, cursors, stored messages, and a
+writer process SIGKILLed mid-stream."""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -32,3 +37,32 @@ def stored_messages(job_id: int) -> list[str]:
     return list(
         JobLog.objects.filter(job_id=job_id).order_by("id").values_list("message", flat=True)
     )
+
+
+# Logs `line N` with context {"seq": N} until killed, printing N once each call returned.
+_WRITER = """
+import sys, django
+django.setup()
+from ami.jobs.logging import job_logger
+logger = job_logger(int(sys.argv[1]))
+for seq in range(100_000):
+    logger.info("line %d", seq, extra={"seq": seq})
+    print(seq, flush=True)  # the call returned
+"""
+
+
+def sigkilled_writer(job_id: int, env: dict[str, str], after: int = 300) -> tuple[list[int], int]:
+    """Run a writer process for the job, SIGKILL it once `after` calls returned; return the
+    seqs whose call returned (those printed before the kill landed too) and its exit code."""
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(job_id)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    returned = []
+    for line in worker.stdout:
+        returned.append(int(line))
+        if len(returned) == after:
+            os.kill(worker.pid, signal.SIGKILL)
+            break
+    returned += [int(line) for line in worker.stdout]  # printed before the kill landed
+    worker.wait(10)
+    return returned, worker.returncode

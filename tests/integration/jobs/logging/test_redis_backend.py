@@ -35,19 +35,9 @@ from ami.jobs.logging.errors import FailureReporter
 from ami.jobs.logging.handler import flush_job_logs
 from ami.jobs.logging.rows import LogRow
 from ami.jobs.models import JobLog
-from tests.support.logs import LOGS_DB, stored_messages
+from tests.support.logs import LOGS_DB, sigkilled_writer, stored_messages
 
 pytestmark = LOGS_DB
-
-WRITER = """
-import sys, django
-django.setup()
-from ami.jobs.logging import job_logger
-logger = job_logger(int(sys.argv[1]))
-for seq in range(100_000):
-    logger.info("line %d", seq, extra={"seq": seq})
-    print(seq, flush=True)  # the call returned
-"""
 
 # Drains the dead writers' streams, SIGKILLing itself at one step of its first batch.
 DRAINER = """
@@ -122,18 +112,8 @@ def test_a_sigkilled_writer_loses_no_line_whose_call_returned(job, subprocess_en
         "JOB_LOG_REDIS_LEASE": "4.5",  # renewed every 1.5 s: the kill comes first
         "AMI_LOG_LEVEL": "WARNING",
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(job.pk)], env=env, stdout=subprocess.PIPE, text=True
-    )
-    returned = []
-    for line in worker.stdout:
-        returned.append(int(line))
-        if len(returned) == 300:
-            os.kill(worker.pid, signal.SIGKILL)
-            break
-    returned += [int(line) for line in worker.stdout]
-    worker.wait(10)
-    assert worker.returncode == -signal.SIGKILL
+    returned, returncode = sigkilled_writer(job.pk, env)
+    assert returncode == -signal.SIGKILL
     assert len(stored_seqs(job)) < len(returned)  # the lines were waiting in Redis
     assert drain_until_empty(timeout=20) == 0  # once its lease expired, another drainer took them
     stored = stored_seqs(job)
