@@ -16,8 +16,9 @@ from django.test import override_settings
 
 from ami.jobs.models import Job
 from ami.main.models import Project, SourceImage
-from ami.ml.models import Algorithm, Pipeline
+from ami.ml.models import Pipeline
 from tests.support import flush, passwords
+from tests.support.shared_rows import create_pipeline
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.asgi_server"]
 
@@ -62,12 +63,7 @@ def project(db) -> Project:
 
 @pytest.fixture
 def pipeline(db) -> Pipeline:
-    pipeline = Pipeline.objects.create(slug="test-pipeline", name="Test pipeline")
-    pipeline.algorithms.add(
-        Algorithm.objects.create(key="detector", name="Detector", task_type="detection"),
-        Algorithm.objects.create(key="classifier", name="Classifier", task_type="classification"),
-    )
-    return pipeline
+    return create_pipeline()
 
 
 @pytest.fixture

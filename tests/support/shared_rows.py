@@ -17,9 +17,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connections
+from django.test import Client
+
+from ami.main.models import Project
+from ami.ml.models import Algorithm, Pipeline
 
 
 @contextlib.contextmanager
@@ -40,3 +47,36 @@ def flush_databases(django_db_blocker) -> None:
             if connections[alias].settings_dict.get("TEST", {}).get("MIRROR"):
                 continue
             call_command("flush", verbosity=0, interactive=False, database=alias)
+
+
+def create_pipeline() -> Pipeline:
+    """The test pipeline (a detector and a classifier): the `pipeline` fixture's rows."""
+    pipeline = Pipeline.objects.create(slug="test-pipeline", name="Test pipeline")
+    pipeline.algorithms.add(
+        Algorithm.objects.create(key="detector", name="Detector", task_type="detection"),
+        Algorithm.objects.create(key="classifier", name="Classifier", task_type="classification"),
+    )
+    return pipeline
+
+
+@dataclass(frozen=True)
+class SignedInMember:
+    project: Project
+    pipeline: Pipeline
+    member: Any  # the user model
+    session_cookie: dict[str, str]
+
+
+def signed_in_member() -> SignedInMember:
+    """The rows of the `project`, `pipeline` and `member` fixtures, and the member's session:
+    committed with them (inside `committed_rows`), so a request served on another thread's
+    connection finds it."""
+    project = Project.objects.create(name="Test project")
+    pipeline = create_pipeline()
+    member = get_user_model().objects.create_user("member", password="pw-member")
+    project.members.add(member)
+    client = Client()
+    client.force_login(member)
+    return SignedInMember(
+        project, pipeline, member, {"sessionid": client.cookies["sessionid"].value}
+    )

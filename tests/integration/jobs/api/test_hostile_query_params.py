@@ -12,17 +12,15 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
 from ami.jobs.lifecycle import create_job
 from ami.jobs.locking import transition
 from ami.jobs.states import JobStatus
-from ami.main.models import Project, SourceImage
-from ami.ml.models import Algorithm, Pipeline
+from ami.main.models import SourceImage
 from tests.support import api_routes, hostile
 from tests.support.logs import add_lines
-from tests.support.shared_rows import committed_rows, flush_databases
+from tests.support.shared_rows import committed_rows, flush_databases, signed_in_member
 
 # The requests only read the rows `targets` commits once for the module (see
 # tests/support/shared_rows.py): not transactional, no flush after each test. Whatever a
@@ -44,34 +42,22 @@ def targets(django_db_setup, django_db_blocker) -> Iterator[dict[str, str]]:
     them on connections of their own, in executor threads)."""
     try:
         with committed_rows(django_db_blocker):
-            project = Project.objects.create(name="Test project")
-            pipeline = Pipeline.objects.create(slug="test-pipeline", name="Test pipeline")
-            pipeline.algorithms.add(
-                Algorithm.objects.create(key="detector", name="Detector", task_type="detection"),
-                Algorithm.objects.create(
-                    key="classifier", name="Classifier", task_type="classification"
-                ),
-            )
+            rows = signed_in_member()  # a committed session: requests on other threads find it
+            project, pipeline = rows.project, rows.pipeline
             images = [
                 SourceImage.objects.create(project=project, path=f"img/{i:04d}.png")
                 for i in range(5)
             ]
-            member = get_user_model().objects.create_user("member", password="pw-member")
-            project.members.add(member)
             job = create_job(project, pipeline, "fuzzed job", {"limit": 5})
             add_lines(job, 20)
             transition(job.pk, JobStatus.STARTED)
             transition(job.pk, JobStatus.SUCCESS)  # a final job: the log stream ends
-            # A committed session (what force_login makes): a request served on another
-            # thread's connection must find it, or it would be refused before the view.
-            signed_in = Client()
-            signed_in.force_login(member)
         yield {
             "jobs": str(job.pk),
             "projects": str(project.pk),
             "images": str(images[0].pk),
             "pipelines": str(pipeline.pk),
-            "sessionid": signed_in.cookies["sessionid"].value,
+            "sessionid": rows.session_cookie["sessionid"],
         }
     finally:
         # Async log views under the test client open connections in short-lived executor

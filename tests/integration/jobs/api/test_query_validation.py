@@ -9,13 +9,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from ami.jobs.lifecycle import create_job
-from ami.main.models import Project
-from ami.ml.models import Algorithm, Pipeline
-from tests.support.shared_rows import committed_rows, flush_databases
+from tests.support.shared_rows import committed_rows, flush_databases, signed_in_member
 
 # The ~500 tests only send requests to the server, about rows created once for the module
 # (`shared`; see tests/support/shared_rows.py). Not transactional: no flush after each. The
@@ -82,21 +78,9 @@ def shared(django_db_setup, django_db_blocker):
     The requests only read them."""
     try:
         with committed_rows(django_db_blocker):
-            project = Project.objects.create(name="Test project")
-            pipeline = Pipeline.objects.create(slug="test-pipeline", name="Test pipeline")
-            pipeline.algorithms.add(
-                Algorithm.objects.create(key="detector", name="Detector", task_type="detection"),
-                Algorithm.objects.create(
-                    key="classifier", name="Classifier", task_type="classification"
-                ),
-            )
-            member = get_user_model().objects.create_user("member", password="pw-member")
-            project.members.add(member)
-            job = create_job(project, pipeline, "Staged job", {"limit": 5})
-            client = Client()
-            client.force_login(member)
-            cookie = {"sessionid": client.cookies["sessionid"].value}
-        yield Shared(job.pk, cookie)
+            rows = signed_in_member()
+            job = create_job(rows.project, rows.pipeline, "Staged job", {"limit": 5})
+        yield Shared(job.pk, rows.session_cookie)
     finally:
         flush_databases(django_db_blocker)
 
